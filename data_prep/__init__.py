@@ -1,0 +1,1 @@
+"""Data preparation for the UniPool recipes: manifests, splits and trials."""

@@ -1,0 +1,31 @@
+"""Installs the UniPool speaker-verification lobes and data preparation."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="unipool-sv",
+    version="0.1.0",
+    description=(
+        "SpeechBrain recipes for UniPool: pooling multi-layer features of "
+        "pretrained speech models for speaker verification"
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["unipool_lobes*", "data_prep*"]),
+    install_requires=[
+        "speechbrain>=1.1.1",
+        # torchaudio stops at 2.11 and must load beside torch: 2.14.1 is the
+        # newest torch known to work with it.
+        "torch>=2.11,<=2.14.1",
+        "torchaudio>=2.11",
+        "transformers>=4.40",
+        "hyperpyyaml>=1.2",
+        "soundfile>=0.12.1",
+        "numpy",
+        "pandas",
+        "matplotlib",
+        "tqdm",
+    ],
+    extras_require={"dev": ["pytest>=7.4", "ruff>=0.12", "yamllint>=1.35"]},
+)
