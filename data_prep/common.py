@@ -1,0 +1,804 @@
+"""Shared parts of every corpus preparation.
+
+Atomic file writing (a reader never sees a half-written manifest), the
+skip-if-done record of the options a preparation ran with, header-only audio
+scanning, conversion to 16 kHz mono wav written once and reused, a seeded
+gender-balanced speaker split and the collector of problems found on the way.
+
+Authors
+ * unipool-sv developers 2026
+"""
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import multiprocessing
+import os
+import pathlib
+import sys
+import tempfile
+from collections import namedtuple
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import soundfile
+
+logger = logging.getLogger(__name__)
+
+AudioInfo = namedtuple("AudioInfo", ["frames", "sample_rate", "channels"])
+
+# Below this many files a process pool costs more than it saves.
+PARALLEL_MIN_FILES = 64
+
+
+class ProblemReport:
+    """Collects the problems a preparation meets and writes them to a file.
+
+    Each problem names where it was found (a file, ``file:line``, a speaker)
+    and what is wrong; the preparation goes on with the good data.
+
+    Example
+    -------
+    >>> report = ProblemReport()
+    >>> report.add("speaker-info.txt:7", "age 'x' is not a number")
+    >>> len(report)
+    1
+    >>> print(report.lines()[0])
+    speaker-info.txt:7: age 'x' is not a number
+    """
+
+    def __init__(self):
+        self.problems = []
+
+    def add(self, where, message):
+        """Records one problem.
+
+        Arguments
+        ---------
+        where : str or path
+            The file, ``file:line`` or item the problem is about.
+        message : str
+            What is wrong and what was done about it.
+        """
+        self.problems.append((str(where), str(message)))
+
+    def __len__(self):
+        return len(self.problems)
+
+    def lines(self):
+        """Returns the problems as ``where: message`` lines.
+
+        Returns
+        -------
+        list of str
+            One line per problem, in the order they were found.
+        """
+        return [f"{where}: {message}" for where, message in self.problems]
+
+    def write(self, path):
+        """Writes the report (one problem a line; empty if none) atomically.
+
+        Arguments
+        ---------
+        path : str or path
+            The report file.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        text = "".join(line + "\n" for line in self.lines())
+        write_text_atomic(path, text)
+        if self.problems:
+            logger.warning(
+                "%d problem(s) during preparation, listed in %s",
+                len(self.problems),
+                path,
+            )
+        return pathlib.Path(path)
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="w", **kwargs):
+    """Opens a temporary file beside ``path`` that replaces it on success.
+
+    The data is flushed to disk and moved over ``path`` with ``os.replace``
+    only when the ``with`` block ends without an exception; otherwise the
+    temporary file is removed and ``path`` is left as it was.
+
+    Arguments
+    ---------
+    path : str or path
+        The file to write.
+    mode : str
+        ``"w"`` (text) or ``"wb"`` (binary).
+    **kwargs
+        Passed to ``open`` (e.g. ``newline=""``, ``encoding``).
+
+    Yields
+    ------
+    file object
+        The open temporary file.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_open(folder / "a.txt") as out:
+    ...     _ = out.write("hello")
+    >>> (folder / "a.txt").read_text()
+    'hello'
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if "b" not in mode:
+        kwargs.setdefault("encoding", "utf-8")
+    handle, tmp_name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, mode, **kwargs) as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp_name)
+        raise
+
+
+def write_text_atomic(path, text):
+    """Writes ``text`` to ``path`` atomically.
+
+    Arguments
+    ---------
+    path : str or path
+        The file to write.
+    text : str
+        Its whole content.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
+    >>> write_text_atomic(path, "done\\n")
+    >>> path.read_text()
+    'done\\n'
+    """
+    with atomic_open(path, "w") as out:
+        out.write(text)
+
+
+def write_csv_atomic(path, rows, fieldnames):
+    """Writes a list of dicts as CSV atomically (temp file + ``os.replace``).
+
+    Arguments
+    ---------
+    path : str or path
+        The CSV file to write.
+    rows : iterable of dict
+        One dict a row; each holds every key of ``fieldnames``.
+    fieldnames : list of str
+        The columns, in order.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    ValueError
+        When a row lacks a column or has one not in ``fieldnames``.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.csv"
+    >>> rows = [{"ID": "a", "spk_id": "s1"}]
+    >>> _ = write_csv_atomic(path, rows, ["ID", "spk_id"])
+    >>> print(path.read_text().strip())
+    ID,spk_id
+    a,s1
+    """
+    fieldnames = list(fieldnames)
+    with atomic_open(path, "w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=fieldnames)
+        writer.writeheader()
+        for number, row in enumerate(rows):
+            if set(row) != set(fieldnames):
+                raise ValueError(
+                    f"{path}: row {number} has columns {sorted(row)}, "
+                    f"expected {fieldnames}"
+                )
+            writer.writerow(row)
+    return pathlib.Path(path)
+
+
+def read_csv(path):
+    """Reads a CSV file with a header into a list of dicts (str values).
+
+    Arguments
+    ---------
+    path : str or path
+        The CSV file.
+
+    Returns
+    -------
+    list of dict
+        One dict a row, keyed by the header.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.csv"
+    >>> _ = write_csv_atomic(path, [{"ID": "a"}, {"ID": "b"}], ["ID"])
+    >>> [row["ID"] for row in read_csv(path)]
+    ['a', 'b']
+    """
+    with open(path, newline="", encoding="utf-8") as source:
+        return list(csv.DictReader(source))
+
+
+# ---------------------------------------------------------------- skip-if-done
+def options_path(save_folder, name):
+    """Returns the path of the options record of preparation ``name``.
+
+    Arguments
+    ---------
+    save_folder : str or path
+        Where the preparation writes its outputs.
+    name : str
+        The preparation's name (e.g. ``"vctk"``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``<save_folder>/prepare_<name>_opts.json``.
+
+    Example
+    -------
+    >>> options_path("/data/out", "vctk").name
+    'prepare_vctk_opts.json'
+    """
+    return pathlib.Path(save_folder) / f"prepare_{name}_opts.json"
+
+
+def _normalised(options):
+    """Options as JSON would give them back (tuples -> lists, paths -> str)."""
+    return json.loads(json.dumps(options, sort_keys=True, default=str))
+
+
+def is_prepared(save_folder, name, options, outputs):
+    """Tells whether a preparation already ran with these very options.
+
+    True only when the options record exists, holds the same options, and
+    every output file exists. The record is written last (see
+    :func:`mark_prepared`), so outputs of an interrupted run never count.
+
+    Arguments
+    ---------
+    save_folder : str or path
+        Where the preparation writes its outputs.
+    name : str
+        The preparation's name.
+    options : dict
+        JSON-serialisable options (paths and tuples are fine).
+    outputs : iterable of str or path
+        The files the preparation writes.
+
+    Returns
+    -------
+    bool
+        Whether the preparation can be skipped.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> is_prepared(folder, "demo", {"seed": 1}, [])
+    False
+    >>> mark_prepared(folder, "demo", {"seed": 1})
+    >>> is_prepared(folder, "demo", {"seed": 1}, [])
+    True
+    >>> is_prepared(folder, "demo", {"seed": 2}, [])
+    False
+    """
+    record = options_path(save_folder, name)
+    if not record.is_file():
+        return False
+    try:
+        saved = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if saved != _normalised(options):
+        return False
+    return all(pathlib.Path(path).is_file() for path in outputs)
+
+
+def mark_prepared(save_folder, name, options):
+    """Writes the options record; call it after every output is written.
+
+    Arguments
+    ---------
+    save_folder : str or path
+        Where the preparation writes its outputs.
+    name : str
+        The preparation's name.
+    options : dict
+        The options the outputs were made with.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> mark_prepared(folder, "demo", {"splits": ("train",)})
+    >>> options_path(folder, "demo").read_text()
+    '{\\n  "splits": [\\n    "train"\\n  ]\\n}\\n'
+    """
+    text = json.dumps(_normalised(options), indent=2, sort_keys=True)
+    write_text_atomic(options_path(save_folder, name), text + "\n")
+
+
+def clear_prepared(save_folder, name):
+    """Removes the options record before outputs are rewritten.
+
+    Arguments
+    ---------
+    save_folder : str or path
+        Where the preparation writes its outputs.
+    name : str
+        The preparation's name.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> mark_prepared(folder, "demo", {})
+    >>> clear_prepared(folder, "demo")
+    >>> options_path(folder, "demo").exists()
+    False
+    """
+    with contextlib.suppress(FileNotFoundError):
+        options_path(save_folder, name).unlink()
+
+
+# ---------------------------------------------------------------------- audio
+def audio_info(path):
+    """Reads an audio file's header (no samples are decoded).
+
+    Arguments
+    ---------
+    path : str or path
+        Any format soundfile reads (wav, flac, ...).
+
+    Returns
+    -------
+    AudioInfo
+        ``(frames, sample_rate, channels)``.
+
+    Raises
+    ------
+    ValueError
+        When the file cannot be opened as audio; the message names the file.
+
+    Example
+    -------
+    >>> import tempfile, pathlib, numpy
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.wav"
+    >>> soundfile.write(path, numpy.zeros(800), 16000)
+    >>> audio_info(path)
+    AudioInfo(frames=800, sample_rate=16000, channels=1)
+    """
+    try:
+        info = soundfile.info(str(path))
+    except Exception as error:  # soundfile raises several types
+        raise ValueError(f"{path}: unreadable audio ({error})") from error
+    if info.frames <= 0:
+        raise ValueError(f"{path}: no audio samples")
+    return AudioInfo(info.frames, info.samplerate, info.channels)
+
+
+def _info_job(path):
+    """Worker: ``(path, AudioInfo or None, error or None)``."""
+    try:
+        return path, audio_info(path), None
+    except ValueError as error:
+        return path, None, str(error)
+
+
+def scan_audio(paths, problems=None, num_workers=1):
+    """Reads the headers of many audio files, collecting the unreadable ones.
+
+    Arguments
+    ---------
+    paths : iterable of str or path
+        The audio files.
+    problems : ProblemReport, optional
+        Receives one line per unreadable file; without it, the first
+        unreadable file raises.
+    num_workers : int
+        Processes to use when there are many files.
+
+    Returns
+    -------
+    dict
+        ``{path: AudioInfo}`` for the readable files, in input order.
+
+    Raises
+    ------
+    ValueError
+        On an unreadable file when no ``problems`` collector is given.
+
+    Example
+    -------
+    >>> import tempfile, pathlib, numpy
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> soundfile.write(folder / "a.wav", numpy.zeros(160), 16000)
+    >>> _ = (folder / "bad.wav").write_bytes(b"not audio")
+    >>> report = ProblemReport()
+    >>> infos = scan_audio([folder / "a.wav", folder / "bad.wav"], report)
+    >>> [p.name for p in infos], len(report)
+    (['a.wav'], 1)
+    """
+    results = _run_jobs(_info_job, list(paths), num_workers)
+    infos = {}
+    for path, info, error in results:
+        if error is not None:
+            if problems is None:
+                raise ValueError(error)
+            problems.add(path, error)
+        else:
+            infos[path] = info
+    return infos
+
+
+def resampled_length(frames, orig_rate, new_rate):
+    """Number of samples ``torchaudio.functional.resample`` returns.
+
+    Arguments
+    ---------
+    frames : int
+        Input length in samples.
+    orig_rate : int
+        Input sample rate.
+    new_rate : int
+        Output sample rate.
+
+    Returns
+    -------
+    int
+        ``ceil(frames * new_rate / orig_rate)``.
+
+    Example
+    -------
+    >>> resampled_length(48001, 48000, 16000)
+    16001
+    """
+    if orig_rate == new_rate:
+        return int(frames)
+    return math.ceil(frames * new_rate / orig_rate)
+
+
+def _is_converted(target, frames, sample_rate):
+    """Whether ``target`` is a mono file of the right rate and length."""
+    try:
+        info = soundfile.info(str(target))
+    except Exception:
+        return False
+    return (
+        info.samplerate == sample_rate
+        and info.channels == 1
+        and info.frames == frames
+    )
+
+
+def convert_audio(source, target, sample_rate=16000):
+    """Writes ``source`` as a mono 16-bit wav at ``sample_rate``, once.
+
+    Channels are averaged and the signal is resampled with
+    ``torchaudio.functional.resample``; reading and writing use soundfile.
+    A ``target`` that already has the right rate, one channel and the
+    expected length is kept as it is (re-runs reuse it). The file is written
+    to a temporary name and moved in place, so a crash never leaves a
+    truncated ``target``.
+
+    Arguments
+    ---------
+    source : str or path
+        The input audio (wav, flac, ...).
+    target : str or path
+        The wav file to write (folders are created).
+    sample_rate : int
+        The output sample rate.
+
+    Returns
+    -------
+    int
+        The number of samples of ``target``.
+
+    Raises
+    ------
+    ValueError
+        When ``source`` is unreadable or shorter than its header says.
+
+    Example
+    -------
+    >>> import tempfile, pathlib, numpy
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> stereo = numpy.zeros((4800, 2), dtype="float32")
+    >>> soundfile.write(folder / "in.flac", stereo, 48000)
+    >>> convert_audio(folder / "in.flac", folder / "out" / "in.wav")
+    1600
+    >>> audio_info(folder / "out" / "in.wav")
+    AudioInfo(frames=1600, sample_rate=16000, channels=1)
+    """
+    import torch
+    import torchaudio.functional
+
+    info = audio_info(source)
+    frames = resampled_length(info.frames, info.sample_rate, sample_rate)
+    if _is_converted(target, frames, sample_rate):
+        return frames
+    try:
+        signal, rate = soundfile.read(
+            str(source), dtype="float32", always_2d=True
+        )
+    except Exception as error:
+        raise ValueError(f"{source}: unreadable audio ({error})") from error
+    if len(signal) != info.frames:
+        raise ValueError(
+            f"{source}: corrupt audio, header says {info.frames} samples "
+            f"but {len(signal)} could be read"
+        )
+    mono = torch.from_numpy(signal.mean(axis=1))
+    if rate != sample_rate:
+        mono = torchaudio.functional.resample(mono, rate, sample_rate)
+    pcm = np.clip(np.round(mono.numpy() * 32768.0), -32768, 32767)
+    with atomic_open(target, "wb") as out:
+        soundfile.write(out, pcm.astype(np.int16), sample_rate, format="WAV")
+    return len(pcm)
+
+
+def _convert_job(job):
+    """Worker: ``(source, target, frames or None, error or None)``."""
+    source, target, sample_rate = job
+    try:
+        return source, target, convert_audio(source, target, sample_rate), None
+    except ValueError as error:
+        return source, target, None, str(error)
+
+
+def _worker_init():
+    """Keeps each worker process on one thread."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    """Runs torch on one thread meanwhile: resampling one file is too small
+    a job to share, and threads fight over the cores otherwise."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_jobs(function, jobs, num_workers):
+    """Maps ``function`` over ``jobs``, in a process pool when worth it."""
+    if num_workers is None:
+        num_workers = default_num_workers()
+    if num_workers <= 1 or len(jobs) < PARALLEL_MIN_FILES:
+        return [function(job) for job in jobs]
+    # Fork, as torch's DataLoader does on Linux: spawn and forkserver would
+    # re-import the caller's __main__ in every worker. Workers use a single
+    # torch thread (see _worker_init), which keeps forking after torch safe.
+    method = "fork" if sys.platform.startswith("linux") else None
+    chunksize = max(1, len(jobs) // (num_workers * 8))
+    with ProcessPoolExecutor(
+        max_workers=num_workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_worker_init,
+    ) as pool:
+        return list(pool.map(function, jobs, chunksize=chunksize))
+
+
+def default_num_workers():
+    """Processes used for audio conversion by default: cores, at most 8.
+
+    Returns
+    -------
+    int
+        The number of worker processes.
+
+    Example
+    -------
+    >>> 1 <= default_num_workers() <= 8
+    True
+    """
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def convert_audio_files(jobs, sample_rate=16000, problems=None, num_workers=1):
+    """Converts many files with :func:`convert_audio`, reusing done ones.
+
+    Arguments
+    ---------
+    jobs : iterable of (source, target)
+        Input file and the wav file to write for it.
+    sample_rate : int
+        The output sample rate.
+    problems : ProblemReport, optional
+        Receives one line per unreadable or corrupt input; without it the
+        first such file raises.
+    num_workers : int or None
+        Worker processes (a pool is used from 64 files on); ``None`` uses
+        :func:`default_num_workers`.
+
+    Returns
+    -------
+    dict
+        ``{target: number of samples}`` for the files converted or reused.
+
+    Raises
+    ------
+    ValueError
+        On a bad input when no ``problems`` collector is given.
+
+    Example
+    -------
+    >>> import tempfile, pathlib, numpy
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> soundfile.write(folder / "a.wav", numpy.zeros(4800), 48000)
+    >>> done = convert_audio_files([(folder / "a.wav", folder / "a16.wav")])
+    >>> list(done.values())
+    [1600]
+    """
+    jobs = [(source, target, sample_rate) for source, target in jobs]
+    with _one_torch_thread():
+        results = _run_jobs(_convert_job, jobs, num_workers)
+    frames_by_target = {}
+    for source, target, frames, error in results:
+        if error is not None:
+            if problems is None:
+                raise ValueError(error)
+            problems.add(source, error + "; file skipped")
+        else:
+            frames_by_target[target] = frames
+    return frames_by_target
+
+
+# -------------------------------------------------------------- speaker split
+def scaled_heldout_counts(n_speakers, n_valid, n_test, min_count=2):
+    """Valid/test speaker counts for a corpus of ``n_speakers`` speakers.
+
+    The requested counts are used when they leave at least two thirds of
+    the speakers for training. Otherwise both are scaled down by the same
+    factor so that together they take a third of the speakers (rounded
+    down), each keeping at least ``min_count`` speakers (two speakers make
+    the smallest list with negative trials).
+
+    Arguments
+    ---------
+    n_speakers : int
+        Speakers available.
+    n_valid : int
+        Requested validation speakers.
+    n_test : int
+        Requested test speakers.
+    min_count : int
+        Smallest valid or test speaker count.
+
+    Returns
+    -------
+    tuple of int
+        ``(n_valid, n_test)`` to use.
+
+    Raises
+    ------
+    ValueError
+        When the corpus cannot give ``min_count`` valid and test speakers
+        and keep at least as many for training.
+
+    Example
+    -------
+    >>> scaled_heldout_counts(108, 18, 18)
+    (18, 18)
+    >>> scaled_heldout_counts(24, 18, 18)
+    (4, 4)
+    """
+    if n_speakers < 3 * min_count:
+        raise ValueError(
+            f"{n_speakers} speakers cannot be split into train, valid and "
+            f"test with at least {min_count} speakers each"
+        )
+    budget = n_speakers // 3
+    if n_valid + n_test <= budget:
+        return n_valid, n_test
+    scale = budget / (n_valid + n_test)
+    valid = max(min_count, math.floor(n_valid * scale))
+    test = max(min_count, math.floor(n_test * scale))
+    return valid, test
+
+
+def _proportional(total, sizes):
+    """Splits ``total`` over groups in proportion to ``sizes`` (largest
+    remainder), never giving a group more than its size."""
+    sizes = np.asarray(sizes, dtype=float)
+    exact = total * sizes / sizes.sum()
+    counts = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - counts), kind="stable")
+    for index in order[: total - counts.sum()]:
+        counts[index] += 1
+    return np.minimum(counts, sizes.astype(int))
+
+
+def split_speakers(speaker_groups, n_valid, n_test, seed=1234):
+    """Seeded speaker split with each group (e.g. gender) kept in proportion.
+
+    Speakers are shuffled within each group with ``seed``; valid and test
+    take from each group a share proportional to the group's size (largest
+    remainder rounding), the rest is train. The same speakers and seed
+    always give the same split, whatever their input order.
+
+    Arguments
+    ---------
+    speaker_groups : dict
+        ``{speaker_id: group}``, e.g. the gender of each speaker.
+    n_valid : int
+        Validation speakers.
+    n_test : int
+        Test speakers.
+    seed : int
+        Seed of the shuffle.
+
+    Returns
+    -------
+    dict
+        ``{"train": [...], "valid": [...], "test": [...]}``, sorted IDs.
+
+    Raises
+    ------
+    ValueError
+        When the counts leave no training speaker.
+
+    Example
+    -------
+    >>> groups = {f"s{i}": "F" if i % 2 else "M" for i in range(12)}
+    >>> split = split_speakers(groups, 2, 2, seed=0)
+    >>> [len(split[name]) for name in ("train", "valid", "test")]
+    [8, 2, 2]
+    >>> sorted(groups[s] for s in split["valid"])
+    ['F', 'M']
+    """
+    if n_valid + n_test >= len(speaker_groups):
+        raise ValueError(
+            f"{n_valid} valid + {n_test} test speakers leave no training "
+            f"speaker out of {len(speaker_groups)}"
+        )
+    rng = np.random.default_rng(seed)
+    members = {}
+    for speaker in sorted(speaker_groups):
+        members.setdefault(str(speaker_groups[speaker]), []).append(speaker)
+    names = sorted(members)
+    for name in names:
+        rng.shuffle(members[name])
+    split = {"train": [], "valid": [], "test": []}
+    for part, count in (("valid", n_valid), ("test", n_test)):
+        sizes = [len(members[name]) for name in names]
+        for name, take in zip(names, _proportional(count, sizes), strict=True):
+            split[part] += members[name][:take]
+            members[name] = members[name][take:]
+    for name in names:
+        split["train"] += members[name]
+    return {part: sorted(speakers) for part, speakers in split.items()}

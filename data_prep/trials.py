@@ -1,0 +1,699 @@
+"""Trial lists: reading, writing and seeded balanced generation.
+
+A trial is a dict ``{"enrol": id, "test": id, "label": 0 or 1, ...}`` whose
+other keys are meta-match columns (``gender_match``, ``accent_match``...).
+Three file forms are handled: our CSV (``enrol,test,label`` + match
+columns), the VoxCeleb text form (``label enrol.wav test.wav``) and the
+UniPool authors' ``trials-*.csv`` (``LABEL,SAMPLE1,SAMPLE2`` + upper-case
+match columns, paths like ``p329/p329_050.wav``).
+
+Balanced generation (:func:`balanced_trials`) follows the rule of the
+authors' published lists:
+
+* as many negative as positive trials;
+* positives spread evenly over the speakers, each a distinct pair of two
+  different utterances of one speaker;
+* negatives stratified by meta-match cell: by default the four cells of
+  (same gender?, same accent?) each get the same share of the negatives
+  (the published VCTK lists hold 25.0 +- 0.3 % of their negatives in each
+  cell); inside a cell the share is spread evenly over the speaker pairs of
+  that cell, utterances drawn at random. Age band and region matches are
+  recorded, not stratified, as in the published lists. A cell (speaker,
+  pair) with too few candidates gives its unused share to the others.
+* an unknown (empty) meta value never matches.
+
+Authors
+ * unipool-sv developers 2026
+"""
+
+import csv
+import itertools
+import pathlib
+
+import numpy as np
+
+from data_prep.common import atomic_open, read_csv
+
+TRIAL_COLUMNS = ("enrol", "test", "label")
+
+# Meta key -> the match column it gives (names of the published lists).
+MATCH_COLUMNS = {
+    "gender": "gender_match",
+    "hard_age": "hard_age_match",
+    "age": "soft_age_match",
+    "accent": "accent_match",
+    "region": "region_match",
+}
+
+
+def _number(text):
+    """``"1"`` -> 1, ``"0.5"`` -> 0.5, anything else stays a string."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except (TypeError, ValueError):
+            pass
+    return text
+
+
+def _label(text, where):
+    """Parses a 0/1 label, raising a ValueError naming ``where``."""
+    label = _number(str(text).strip())
+    if label not in (0, 1):
+        raise ValueError(f"{where}: label {text!r} is not 0 or 1")
+    return int(label)
+
+
+# ------------------------------------------------------------------ our CSV
+def write_trials_csv(path, trials):
+    """Writes trials as CSV: ``enrol,test,label`` + their match columns.
+
+    Arguments
+    ---------
+    path : str or path
+        The CSV file (written atomically).
+    trials : list of dict
+        Trials; extra keys become columns in first-seen order.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "trials.csv"
+    >>> trial = {"enrol": "a_1", "test": "a_2", "label": 1, "gender_match": 1}
+    >>> _ = write_trials_csv(path, [trial])
+    >>> print(path.read_text().strip())
+    enrol,test,label,gender_match
+    a_1,a_2,1,1
+    """
+    columns = list(TRIAL_COLUMNS)
+    for trial in trials:
+        columns += [key for key in trial if key not in columns]
+    with atomic_open(path, "w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(trials)
+    return pathlib.Path(path)
+
+
+def read_trials_csv(path):
+    """Reads a trial CSV written by :func:`write_trials_csv`.
+
+    Arguments
+    ---------
+    path : str or path
+        The CSV file.
+
+    Returns
+    -------
+    list of dict
+        Trials; ``label`` and numeric match columns as numbers.
+
+    Raises
+    ------
+    ValueError
+        When a column of ``enrol,test,label`` is missing or a label is not
+        0/1 (the message names the file and line).
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "trials.csv"
+    >>> _ = write_trials_csv(path, [{"enrol": "a", "test": "b", "label": 0}])
+    >>> read_trials_csv(path)
+    [{'enrol': 'a', 'test': 'b', 'label': 0}]
+    """
+    rows = read_csv(path)
+    if rows and not set(TRIAL_COLUMNS) <= set(rows[0]):
+        raise ValueError(
+            f"{path}: header {list(rows[0])} lacks one of {TRIAL_COLUMNS}"
+        )
+    trials = []
+    for line, row in enumerate(rows, start=2):
+        trial = {key: _number(value) for key, value in row.items()}
+        trial["enrol"], trial["test"] = row["enrol"], row["test"]
+        trial["label"] = _label(row["label"], f"{path}:{line}")
+        trials.append(trial)
+    return trials
+
+
+# --------------------------------------------------------- VoxCeleb text form
+def voxceleb_path_to_id(path):
+    """Utterance ID of a VoxCeleb-style path, as SpeechBrain names them.
+
+    The last three path parts (speaker, video, file) joined by ``--``;
+    shorter paths keep the parts they have.
+
+    Arguments
+    ---------
+    path : str
+        E.g. ``id10270/x6uYqmx31kE/00001.wav``.
+
+    Returns
+    -------
+    str
+        E.g. ``id10270--x6uYqmx31kE--00001``.
+
+    Example
+    -------
+    >>> voxceleb_path_to_id("vox1_test_wav/id10270/x6uYqmx31kE/00001.wav")
+    'id10270--x6uYqmx31kE--00001'
+    >>> voxceleb_path_to_id("p329_050.wav")
+    'p329_050'
+    """
+    parts = pathlib.PurePosixPath(path.replace("\\", "/")).with_suffix("")
+    return "--".join(parts.parts[-3:])
+
+
+def voxceleb_id_to_path(utterance_id):
+    """Inverse of :func:`voxceleb_path_to_id`: ``--`` -> ``/``, add ``.wav``.
+
+    Arguments
+    ---------
+    utterance_id : str
+        E.g. ``id10270--x6uYqmx31kE--00001``.
+
+    Returns
+    -------
+    str
+        E.g. ``id10270/x6uYqmx31kE/00001.wav``.
+
+    Example
+    -------
+    >>> voxceleb_id_to_path("id10270--x6uYqmx31kE--00001")
+    'id10270/x6uYqmx31kE/00001.wav'
+    """
+    return utterance_id.replace("--", "/") + ".wav"
+
+
+def write_voxceleb_trials(path, trials, id_to_path=voxceleb_id_to_path):
+    """Writes trials in the VoxCeleb text form ``label enrol.wav test.wav``.
+
+    Arguments
+    ---------
+    path : str or path
+        The text file (written atomically).
+    trials : list of dict
+        Trials with ``enrol``, ``test`` and ``label``.
+    id_to_path : callable
+        Maps an utterance ID to the path written in the file.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "veri.txt"
+    >>> trial = {"enrol": "id1--v--00001", "test": "id2--w--00002", "label": 0}
+    >>> _ = write_voxceleb_trials(path, [trial])
+    >>> print(path.read_text().strip())
+    0 id1/v/00001.wav id2/w/00002.wav
+    """
+    with atomic_open(path, "w") as out:
+        for trial in trials:
+            out.write(
+                f"{int(trial['label'])} {id_to_path(trial['enrol'])} "
+                f"{id_to_path(trial['test'])}\n"
+            )
+    return pathlib.Path(path)
+
+
+def read_voxceleb_trials(path, path_to_id=voxceleb_path_to_id):
+    """Reads the VoxCeleb text form ``label enrol.wav test.wav``.
+
+    Arguments
+    ---------
+    path : str or path
+        The text file.
+    path_to_id : callable
+        Maps a path of the file to an utterance ID.
+
+    Returns
+    -------
+    list of dict
+        Trials with ``enrol``, ``test`` and ``label``.
+
+    Raises
+    ------
+    ValueError
+        On a line without three fields or with a label other than 0/1
+        (the message names the file and line).
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "veri.txt"
+    >>> _ = path.write_text("1 id1/v/00001.wav id1/w/00003.wav\\n")
+    >>> read_voxceleb_trials(path)
+    [{'enrol': 'id1--v--00001', 'test': 'id1--w--00003', 'label': 1}]
+    """
+    trials = []
+    with open(path, encoding="utf-8") as source:
+        for number, line in enumerate(source, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            where = f"{path}:{number}"
+            if len(fields) != 3:
+                raise ValueError(
+                    f"{where}: expected 'label enrol test', got {line!r}"
+                )
+            trials.append(
+                {
+                    "enrol": path_to_id(fields[1]),
+                    "test": path_to_id(fields[2]),
+                    "label": _label(fields[0], where),
+                }
+            )
+    return trials
+
+
+# ---------------------------------------------------------- the paper's lists
+def basename_id(path):
+    """Utterance ID of a path whose file name is unique (VCTK, LibriSpeech).
+
+    Arguments
+    ---------
+    path : str
+        E.g. ``p329/p329_050.wav``.
+
+    Returns
+    -------
+    str
+        The file name without extension, e.g. ``p329_050``.
+
+    Example
+    -------
+    >>> basename_id("p329/p329_050.wav")
+    'p329_050'
+    """
+    return pathlib.PurePosixPath(path.replace("\\", "/")).stem
+
+
+def read_paper_trials(path, path_to_id=basename_id):
+    """Reads the authors' ``trials-*.csv`` (``LABEL,SAMPLE1,SAMPLE2,...``).
+
+    Match columns keep their names in lower case (``GENDER_MATCH`` ->
+    ``gender_match``); the original paths are kept as ``enrol_path`` and
+    ``test_path``.
+
+    Arguments
+    ---------
+    path : str or path
+        The published trial list.
+    path_to_id : callable
+        Maps a ``SAMPLE`` path to our utterance ID (default: file name
+        without extension, right for VCTK and LibriSpeech; use
+        :func:`voxceleb_path_to_id` for VoxCeleb).
+
+    Returns
+    -------
+    list of dict
+        Trials with ``enrol``, ``test``, ``label`` and the match columns.
+
+    Raises
+    ------
+    ValueError
+        When ``LABEL``, ``SAMPLE1`` or ``SAMPLE2`` is missing, or a label
+        is not 0/1 (the message names the file and line).
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "trials-test.csv"
+    >>> _ = path.write_text(
+    ...     "LABEL,SAMPLE1,SAMPLE2,GENDER_MATCH\\n"
+    ...     "0,p329/p329_050.wav,p272/p272_203.wav,0\\n"
+    ... )
+    >>> trial = read_paper_trials(path)[0]
+    >>> trial["enrol"], trial["test"], trial["label"], trial["gender_match"]
+    ('p329_050', 'p272_203', 0, 0)
+    """
+    rows = read_csv(path)
+    needed = {"LABEL", "SAMPLE1", "SAMPLE2"}
+    if rows and not needed <= set(rows[0]):
+        raise ValueError(
+            f"{path}: header {list(rows[0])} lacks one of {sorted(needed)}"
+        )
+    trials = []
+    for line, row in enumerate(rows, start=2):
+        trial = {
+            "enrol": path_to_id(row["SAMPLE1"]),
+            "test": path_to_id(row["SAMPLE2"]),
+            "label": _label(row["LABEL"], f"{path}:{line}"),
+        }
+        for key, value in row.items():
+            if key not in needed:
+                trial[key.lower()] = _number(value)
+        trial["enrol_path"], trial["test_path"] = row["SAMPLE1"], row["SAMPLE2"]
+        trials.append(trial)
+    return trials
+
+
+def read_paper_speakers(path):
+    """Reads the authors' ``speaker-*.csv`` (an ``ID`` column + meta).
+
+    Arguments
+    ---------
+    path : str or path
+        The published speaker list.
+
+    Returns
+    -------
+    dict
+        ``{speaker_id: {column: value}}`` in file order (str values).
+
+    Raises
+    ------
+    ValueError
+        When the file has no ``ID`` column or repeats a speaker.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "speaker-test.csv"
+    >>> _ = path.write_text("ID,GENDER,AGE\\np329,F,23\\n")
+    >>> read_paper_speakers(path)
+    {'p329': {'GENDER': 'F', 'AGE': '23'}}
+    """
+    rows = read_csv(path)
+    if rows and "ID" not in rows[0]:
+        raise ValueError(f"{path}: no ID column in {list(rows[0])}")
+    speakers = {}
+    for line, row in enumerate(rows, start=2):
+        speaker = row.pop("ID").strip()
+        if speaker in speakers:
+            raise ValueError(f"{path}:{line}: speaker {speaker} repeated")
+        speakers[speaker] = row
+    return speakers
+
+
+# ------------------------------------------------------------ any of them
+def read_trials(path):
+    """Reads a trial list in any of the three forms, as columns.
+
+    The form is told from the first line: a CSV header with ``enrol,test,
+    label`` (ours) or ``LABEL,SAMPLE1,SAMPLE2`` (the paper's, IDs from file
+    names), otherwise the VoxCeleb text form ``label enrol.wav test.wav``.
+
+    Arguments
+    ---------
+    path : str or path
+        The trial list.
+
+    Returns
+    -------
+    dict
+        ``{"enrol": [...], "test": [...], "label": [...], ...}``: one list
+        per column, in file order.
+
+    Raises
+    ------
+    ValueError
+        On a CSV header of neither form, or a bad line (see the readers).
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "veri.txt"
+    >>> _ = path.write_text("1 id1/v/00001.wav id1/w/00003.wav\\n")
+    >>> read_trials(path)["test"]
+    ['id1--w--00003']
+    """
+    with open(path, encoding="utf-8") as source:
+        first = source.readline().strip()
+    header = set(first.split(","))
+    if "," not in first:
+        trials = read_voxceleb_trials(path)
+    elif set(TRIAL_COLUMNS) <= header:
+        trials = read_trials_csv(path)
+    elif {"LABEL", "SAMPLE1", "SAMPLE2"} <= header:
+        trials = read_paper_trials(path)
+    else:
+        raise ValueError(
+            f"{path}: header {first!r} is neither 'enrol,test,label' nor "
+            "'LABEL,SAMPLE1,SAMPLE2'"
+        )
+    columns = {key: [] for key in TRIAL_COLUMNS}
+    for trial in trials:
+        for key, value in trial.items():
+            columns.setdefault(key, []).append(value)
+    return columns
+
+
+# --------------------------------------------------------- balanced generator
+def age_bands(ages, n_bands=3):
+    """Equal-width age bands over the ages given (the authors' ``AGE3``).
+
+    Arguments
+    ---------
+    ages : dict
+        ``{speaker_id: age}``; speakers whose age is not a number get no
+        band.
+    n_bands : int
+        Number of bands between the youngest and the oldest.
+
+    Returns
+    -------
+    dict
+        ``{speaker_id: band index}`` (0 = youngest band).
+
+    Example
+    -------
+    >>> age_bands({"a": 18, "b": 20, "c": 30, "d": 40})
+    {'a': 0, 'b': 0, 'c': 1, 'd': 2}
+    """
+    numeric = {s: _number(a) for s, a in ages.items()}
+    numeric = {s: a for s, a in numeric.items() if isinstance(a, int | float)}
+    if not numeric:
+        return {}
+    low, high = min(numeric.values()), max(numeric.values())
+    width = (high - low) / n_bands or 1.0
+    return {
+        speaker: min(int((age - low) / width), n_bands - 1)
+        for speaker, age in numeric.items()
+    }
+
+
+def meta_matches(meta1, meta2, band1=None, band2=None):
+    """Match flags of two speakers' meta, as the published lists record them.
+
+    Arguments
+    ---------
+    meta1, meta2 : dict
+        Speaker meta with any of ``gender``, ``age``, ``accent``,
+        ``region``.
+    band1, band2 : int, optional
+        The speakers' age bands (see :func:`age_bands`).
+
+    Returns
+    -------
+    dict
+        ``{match column: 0 or 1}`` for each meta key both speakers have;
+        an empty value never matches.
+
+    Example
+    -------
+    >>> meta_matches({"gender": "F", "age": 23}, {"gender": "F", "age": 25})
+    {'gender_match': 1, 'hard_age_match': 0}
+    """
+    flags = {}
+    for key in ("gender", "age", "soft_age", "accent", "region"):
+        if key == "soft_age":
+            if band1 is not None and band2 is not None:
+                flags["soft_age_match"] = int(band1 == band2)
+        elif key in meta1 and key in meta2:
+            value1, value2 = str(meta1[key]).strip(), str(meta2[key]).strip()
+            column = "hard_age_match" if key == "age" else MATCH_COLUMNS[key]
+            flags[column] = int(bool(value1) and value1 == value2)
+    return flags
+
+
+def _allocate(total, capacities, rng):
+    """Spreads ``total`` as evenly as possible over bins with capacities.
+
+    Bins that fill up pass their unused share to the others; the last
+    indivisible units go to randomly chosen bins.
+    """
+    capacities = np.asarray(capacities, dtype=np.int64)
+    allocation = np.zeros_like(capacities)
+    remaining = min(int(total), int(capacities.sum()))
+    while remaining > 0:
+        open_bins = np.flatnonzero(allocation < capacities)
+        share = remaining // len(open_bins)
+        if share == 0:
+            chosen = rng.choice(open_bins, remaining, replace=False)
+            allocation[chosen] += 1
+            break
+        give = np.minimum(share, capacities[open_bins] - allocation[open_bins])
+        allocation[open_bins] += give
+        remaining -= int(give.sum())
+    return allocation
+
+
+def _sample_pairs_within(n_items, count, rng):
+    """``count`` distinct unordered index pairs (i < j) of ``n_items``."""
+    first, second = np.triu_indices(n_items, k=1)
+    chosen = rng.choice(len(first), count, replace=False)
+    return first[chosen], second[chosen]
+
+
+def _sample_pairs_across(n_first, n_second, count, rng):
+    """``count`` distinct pairs (i, j), i from one set and j from another."""
+    chosen = rng.choice(n_first * n_second, count, replace=False)
+    return chosen // n_second, chosen % n_second
+
+
+def balanced_trials(
+    utterances,
+    speaker_meta=None,
+    n_per_class=8000,
+    seed=1234,
+    stratify_by=("gender", "accent"),
+    bands=None,
+):
+    """Seeded balanced trial list with meta-stratified negatives.
+
+    The rule is given in the module docstring: equal positive and negative
+    counts, positives even over speakers, negatives with an equal share for
+    each cell of the ``stratify_by`` match flags and even over the speaker
+    pairs of a cell. No trial pairs an utterance with itself and no pair
+    appears twice. The same input and seed give the same list whatever the
+    input order.
+
+    Arguments
+    ---------
+    utterances : dict
+        ``{speaker_id: [utterance ids]}``.
+    speaker_meta : dict, optional
+        ``{speaker_id: {"gender": .., "age": .., "accent": .., "region":
+        ..}}``; without it negatives are not stratified.
+    n_per_class : int
+        Positive trials wanted (and as many negatives); fewer when the
+        speakers cannot give that many distinct pairs.
+    seed : int
+        Seed of every random choice.
+    stratify_by : tuple of str
+        Meta keys whose match flags define the negative cells: any of
+        ``gender``, ``age`` (age band), ``hard_age``, ``accent``,
+        ``region``.
+    bands : dict, optional
+        ``{speaker_id: age band}``; computed over the given speakers with
+        :func:`age_bands` when not given.
+
+    Returns
+    -------
+    list of dict
+        Trials sorted by (enrol, test): ``enrol``, ``test``, ``label`` and
+        the match columns of :func:`meta_matches`.
+
+    Raises
+    ------
+    ValueError
+        When no positive or no negative trial can be made (fewer than two
+        speakers, or no speaker with two utterances), or a ``stratify_by``
+        key is unknown.
+
+    Example
+    -------
+    >>> utts = {s: [f"{s}_{n}" for n in range(4)] for s in ("a", "b", "c")}
+    >>> genders = {"a": "F", "b": "F", "c": "M"}
+    >>> meta = {s: {"gender": g} for s, g in genders.items()}
+    >>> trials = balanced_trials(utts, meta, n_per_class=6, seed=0)
+    >>> sum(t["label"] for t in trials), len(trials)
+    (6, 12)
+    >>> sum(t["gender_match"] for t in trials if t["label"] == 0)
+    3
+    """
+    unknown = [key for key in stratify_by if key not in MATCH_COLUMNS]
+    if unknown:
+        raise ValueError(
+            f"unknown stratify_by keys {unknown}; use {sorted(MATCH_COLUMNS)}"
+        )
+    rng = np.random.default_rng(seed)
+    speaker_meta = speaker_meta or {}
+    speakers = sorted(s for s in utterances if utterances[s])
+    utts = {s: sorted(set(utterances[s])) for s in speakers}
+    if bands is None:
+        bands = age_bands(
+            {
+                s: speaker_meta[s]["age"]
+                for s in speakers
+                if "age" in speaker_meta.get(s, {})
+            }
+        )
+
+    def flags(first, second):
+        return meta_matches(
+            speaker_meta.get(first, {}),
+            speaker_meta.get(second, {}),
+            bands.get(first),
+            bands.get(second),
+        )
+
+    sizes = np.array([len(utts[s]) for s in speakers], dtype=np.int64)
+    pairs = list(itertools.combinations(range(len(speakers)), 2))
+    positive_capacity = sizes * (sizes - 1) // 2
+    pair_capacity = np.array([sizes[i] * sizes[j] for i, j in pairs])
+    n_trials = min(
+        int(n_per_class), int(positive_capacity.sum()), int(pair_capacity.sum())
+    )
+    if n_trials < 1:
+        raise ValueError(
+            f"cannot make balanced trials from {len(speakers)} speaker(s) "
+            f"with {sizes.tolist()} utterances: need two speakers and one "
+            "speaker with two utterances"
+        )
+    trials = []
+
+    def add(first, second, index1, index2, label, match):
+        flip = rng.integers(0, 2, size=len(index1)).astype(bool)
+        for i, j, swap in zip(index1, index2, flip, strict=True):
+            enrol, test = utts[first][i], utts[second][j]
+            if swap:
+                enrol, test = test, enrol
+            trials.append(
+                {"enrol": enrol, "test": test, "label": label, **match}
+            )
+
+    for speaker, count in zip(
+        speakers, _allocate(n_trials, positive_capacity, rng), strict=True
+    ):
+        if count:
+            index1, index2 = _sample_pairs_within(
+                len(utts[speaker]), count, rng
+            )
+            add(speaker, speaker, index1, index2, 1, flags(speaker, speaker))
+
+    cells = {}
+    for number, (i, j) in enumerate(pairs):
+        match = flags(speakers[i], speakers[j])
+        key = tuple(match.get(MATCH_COLUMNS[k], 0) for k in stratify_by)
+        cells.setdefault(key, []).append(number)
+    cell_keys = sorted(cells)
+    cell_capacity = [pair_capacity[cells[key]].sum() for key in cell_keys]
+    for key, cell_count in zip(
+        cell_keys, _allocate(n_trials, cell_capacity, rng), strict=True
+    ):
+        members = cells[key]
+        for number, count in zip(
+            members,
+            _allocate(cell_count, pair_capacity[members], rng),
+            strict=True,
+        ):
+            if not count:
+                continue
+            first, second = (speakers[k] for k in pairs[number])
+            index1, index2 = _sample_pairs_across(
+                len(utts[first]), len(utts[second]), count, rng
+            )
+            add(first, second, index1, index2, 0, flags(first, second))
+    trials.sort(key=lambda trial: (trial["enrol"], trial["test"]))
+    return trials
