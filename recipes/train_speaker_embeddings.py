@@ -1,0 +1,463 @@
+#!/usr/bin/env python3
+"""Trains a speaker-embedding model and evaluates it on verification trials.
+
+One script for every corpus and every backend: the corpus's preparation
+function, the front-end, the backend lobe and the schedule are named in the
+yaml, so this file has no corpus branches.
+
+    wav -> front_end (e.g. a frozen SSL model, all hidden states + lengths)
+        -> embedding_model (e.g. UniPool) -> classifier (cosine logits)
+        -> compute_cost (e.g. AAM-softmax)
+
+Training draws random crops; validation and test embed full utterances with
+their lengths. The schedule counts optimizer steps as the paper does: one
+"epoch" here is ``valid_interval_steps`` steps, after which the EER on the
+validation trials is measured and the checkpoint with the lowest EER is kept.
+At the end the best checkpoint is scored on the test trials (scores file and
+results JSON in the output folder).
+
+Usage, from a recipe folder::
+
+    python train.py hparams/unipool_vctk.yaml --data_folder=/data/VCTK-Corpus
+
+Authors
+ * unipool-sv developers 2026
+"""
+
+import json
+import os
+import sys
+
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.dataio import audio_io
+from speechbrain.dataio.sampler import ReproducibleRandomSampler
+from speechbrain.utils.distributed import if_main_process, run_on_main
+from speechbrain.utils.logger import get_logger
+
+from data_prep.trials import read_trials
+from unipool_lobes.scoring import (
+    cosine_score_trials,
+    verification_results,
+    write_scores,
+)
+
+logger = get_logger(__name__)
+
+
+class SpeakerBrain(sb.core.Brain):
+    """Speaker-embedding training with validation EER as the selection key.
+
+    Modules expected in ``hparams["modules"]``: ``front_end`` (waveforms and
+    relative lengths to features and relative lengths), ``embedding_model``
+    (features and lengths to ``[B, 1, E]``) and ``classifier``.
+    """
+
+    def compute_forward(self, batch, stage):
+        """Embeds the batch; in training also returns the class logits.
+
+        Arguments
+        ---------
+        batch : PaddedBatch
+            With ``sig`` (padded waveforms and relative lengths).
+        stage : sb.Stage
+            TRAIN, VALID or TEST.
+
+        Returns
+        -------
+        torch.Tensor
+            Logits ``[B, 1, n_speakers]`` in training, else embeddings
+            ``[B, 1, E]``.
+        """
+        batch = batch.to(self.device)
+        wavs, wav_lens = batch.sig
+        feats, feat_lens = self.modules.front_end(wavs, wav_lens)
+        embeddings = self.modules.embedding_model(feats, feat_lens)
+        if stage != sb.Stage.TRAIN:
+            return embeddings
+        return self.modules.classifier(embeddings)
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Computes the classification loss on the training speakers.
+
+        Arguments
+        ---------
+        predictions : torch.Tensor
+            Logits from ``compute_forward``.
+        batch : PaddedBatch
+            With ``spk_id_encoded``.
+        stage : sb.Stage
+            Only TRAIN has a loss; validation is scored by EER.
+
+        Returns
+        -------
+        torch.Tensor
+            The loss.
+        """
+        spk_ids, _ = batch.spk_id_encoded
+        return self.hparams.compute_cost(predictions, spk_ids)
+
+    def init_optimizers(self):
+        """Creates the optimizer and the per-step learning-rate schedule.
+
+        The schedule (``hparams.lr_scheduler``, a function of the optimizer)
+        is registered with the checkpointer so that a resumed run continues
+        the same curve.
+        """
+        super().init_optimizers()
+        self.lr_scheduler = None
+        if self.opt_class is not None and hasattr(self.hparams, "lr_scheduler"):
+            self.lr_scheduler = self.hparams.lr_scheduler(self.optimizer)
+            if self.checkpointer is not None:
+                self.checkpointer.add_recoverable(
+                    "lr_scheduler", self.lr_scheduler
+                )
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Advances the learning-rate schedule after each optimizer step.
+
+        Arguments
+        ---------
+        batch : PaddedBatch
+            The batch just trained on.
+        outputs : torch.Tensor
+            Its logits.
+        loss : torch.Tensor
+            Its loss.
+        should_step : bool
+            Whether the optimizer stepped on this batch.
+        """
+        if should_step and self.lr_scheduler is not None:
+            total = getattr(self.lr_scheduler, "total_steps", None)
+            if total is None or self.lr_scheduler.last_epoch < total:
+                self.lr_scheduler.step()
+
+    def evaluate_batch(self, batch, stage):
+        """Embeds a validation or test batch and keeps the embeddings.
+
+        Arguments
+        ---------
+        batch : PaddedBatch
+            Full utterances with ``id`` and ``sig``.
+        stage : sb.Stage
+            VALID or TEST.
+
+        Returns
+        -------
+        torch.Tensor
+            A zero loss: these stages are scored by EER in ``on_stage_end``.
+        """
+        with self.evaluation_ctx:
+            embeddings = self.compute_forward(batch, stage=stage)
+        self.embedding_ids.extend(batch.id)
+        self.embedding_chunks.append(embeddings.squeeze(1).float().cpu())
+        return torch.zeros(())
+
+    def on_stage_start(self, stage, epoch=None):
+        """Prepares the embedding store of the evaluation stages.
+
+        Arguments
+        ---------
+        stage : sb.Stage
+            The stage starting.
+        epoch : int, optional
+            The current epoch.
+        """
+        if stage == sb.Stage.TRAIN:
+            sampler = getattr(self, "epoch_sampler", None)
+            if sampler is not None and epoch is not None:
+                sampler.set_epoch(epoch)
+        self.embedding_ids = []
+        self.embedding_chunks = []
+
+    def score_trials(self, trials):
+        """Scores a trial list with the embeddings of the last stage.
+
+        Arguments
+        ---------
+        trials : dict
+            With ``enrol``, ``test`` (utterance IDs) and ``label`` lists.
+
+        Returns
+        -------
+        scores : torch.Tensor
+            Cosine score of each trial.
+        results : dict
+            EER, minDCF and the rest of ``verification_results``.
+        """
+        embeddings = torch.cat(self.embedding_chunks)
+        scores = cosine_score_trials(
+            embeddings, self.embedding_ids, trials["enrol"], trials["test"]
+        )
+        results = verification_results(trials["label"], scores)
+        return scores, results
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs the training loss, or scores the trials of the stage.
+
+        Validation keeps the checkpoint with the lowest EER on the
+        validation trials; test writes the scores file and results JSON.
+
+        Arguments
+        ---------
+        stage : sb.Stage
+            The stage ending.
+        stage_loss : float
+            Average training loss (zero for the evaluation stages).
+        epoch : int, optional
+            The current epoch (validation interval).
+        """
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = {"loss": stage_loss}
+            return
+        if stage == sb.Stage.VALID:
+            _, results = self.score_trials(self.hparams.valid_trials_data)
+            stats = {
+                "EER": round(results["EER_percent"], 4),
+                "minDCF": round(results["minDCF"], 4),
+            }
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.hparams.train_logger.log_stats(
+                stats_meta={
+                    "step": epoch * self.hparams.valid_interval_steps,
+                    "lr": lr,
+                },
+                train_stats=self.train_stats,
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(
+                meta={
+                    "EER": results["EER_percent"],
+                    "EER_threshold": results["threshold"],
+                    "step": epoch * self.hparams.valid_interval_steps,
+                },
+                min_keys=["EER"],
+                num_to_keep=1,
+            )
+            return
+        scores, results = self.score_trials(self.hparams.test_trials_data)
+        self.hparams.train_logger.log_stats(
+            stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+            test_stats={
+                "EER": round(results["EER_percent"], 4),
+                "minDCF": round(results["minDCF"], 4),
+            },
+        )
+        if if_main_process():
+            trials = self.hparams.test_trials_data
+            write_scores(
+                self.hparams.scores_file,
+                trials["enrol"],
+                trials["test"],
+                trials["label"],
+                scores.tolist(),
+            )
+            results.update(
+                model=self.hparams.model_name,
+                corpus=self.hparams.corpus_name,
+                trials=os.path.abspath(self.hparams.test_trials),
+            )
+            write_json(self.hparams.results_file, results)
+        self.test_results = results
+
+
+def write_json(path, content):
+    """Writes a JSON file atomically (temp file, then rename).
+
+    Arguments
+    ---------
+    path : str
+        Destination.
+    content : dict
+        JSON-serialisable content.
+    """
+    tmp_path = f"{path}.tmp"
+    with open(tmp_path, "w", encoding="utf-8") as out:
+        json.dump(content, out, indent=2)
+    os.replace(tmp_path, path)
+
+
+def dataio_prep(hparams):
+    """Creates the datasets and their audio and label pipelines.
+
+    Training items are random crops of ``crop_seconds`` (shorter utterances
+    are kept whole: the batch pads them and their true lengths mask the
+    padding); validation and test items are full utterances, sorted by
+    duration so that batches hold similar lengths.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded hyperparameters.
+
+    Returns
+    -------
+    datasets : dict
+        ``train``, ``valid`` and ``test`` DynamicItemDatasets.
+    label_encoder : CategoricalEncoder
+        The speaker label encoder fitted on the training set.
+    """
+    crop_samples = int(hparams["crop_seconds"] * hparams["sample_rate"])
+
+    manifests = {
+        "train": hparams["train_annotation"],
+        "valid": hparams["valid_annotation"],
+        "test": hparams["test_annotation"],
+    }
+    datasets = {}
+    for split, csv_path in manifests.items():
+        datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_csv(
+            csv_path=csv_path,
+            replacements={"data_root": hparams["data_folder"]},
+        )
+        if len(datasets[split]) == 0:
+            raise ValueError(f"The {split} manifest {csv_path} has no rows.")
+
+    @sb.utils.data_pipeline.takes("wav", "start", "stop")
+    @sb.utils.data_pipeline.provides("sig")
+    def random_crop_pipeline(wav, start, stop):
+        start, stop = int(start), int(stop)
+        n_samples = stop - start
+        if n_samples > crop_samples:
+            start += int(torch.randint(0, n_samples - crop_samples + 1, ()))
+            n_samples = crop_samples
+        signal, _ = audio_io.load(wav, frame_offset=start, num_frames=n_samples)
+        return signal.mean(dim=0)
+
+    @sb.utils.data_pipeline.takes("wav", "start", "stop")
+    @sb.utils.data_pipeline.provides("sig")
+    def full_utterance_pipeline(wav, start, stop):
+        signal, _ = audio_io.load(
+            wav, frame_offset=int(start), num_frames=int(stop) - int(start)
+        )
+        return signal.mean(dim=0)
+
+    label_encoder = sb.dataio.encoder.CategoricalEncoder()
+
+    @sb.utils.data_pipeline.takes("spk_id")
+    @sb.utils.data_pipeline.provides("spk_id", "spk_id_encoded")
+    def label_pipeline(spk_id):
+        yield spk_id
+        yield label_encoder.encode_sequence_torch([spk_id])
+
+    sb.dataio.dataset.add_dynamic_item(
+        [datasets["train"]], random_crop_pipeline
+    )
+    sb.dataio.dataset.add_dynamic_item([datasets["train"]], label_pipeline)
+    sb.dataio.dataset.set_output_keys(
+        [datasets["train"]], ["id", "sig", "spk_id_encoded"]
+    )
+    for split in ("valid", "test"):
+        sb.dataio.dataset.add_dynamic_item(
+            [datasets[split]], full_utterance_pipeline
+        )
+        sb.dataio.dataset.set_output_keys([datasets[split]], ["id", "sig"])
+        datasets[split] = datasets[split].filtered_sorted(sort_key="duration")
+
+    label_encoder.load_or_create(
+        path=os.path.join(hparams["save_folder"], "label_encoder.txt"),
+        from_didatasets=[datasets["train"]],
+        output_key="spk_id",
+    )
+    n_speakers = len(label_encoder)
+    if n_speakers != hparams["out_n_neurons"]:
+        raise ValueError(
+            f"out_n_neurons is {hparams['out_n_neurons']} but the training "
+            f"manifest {hparams['train_annotation']} has {n_speakers} "
+            f"speakers: set --out_n_neurons={n_speakers}."
+        )
+    return datasets, label_encoder
+
+
+def load_trials(path, known_ids, name):
+    """Reads a trial list and checks every utterance is in the manifest.
+
+    Arguments
+    ---------
+    path : str
+        Trial CSV (``enrol,test,label``) or VoxCeleb text list.
+    known_ids : set
+        Utterance IDs of the manifest that will be embedded.
+    name : str
+        Which list this is, for the error message.
+
+    Returns
+    -------
+    dict
+        ``enrol``, ``test`` and ``label`` lists.
+    """
+    trials = read_trials(path)
+    unknown = sorted(
+        {u for u in trials["enrol"] + trials["test"] if u not in known_ids}
+    )
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} utterances of the {name} trials {path} are not in "
+            f"its manifest, e.g. {unknown[:5]}"
+        )
+    return trials
+
+
+def main(argv):
+    """Prepares the data, trains, and tests the best checkpoint.
+
+    Arguments
+    ---------
+    argv : list
+        Command-line arguments: the yaml file, then overrides.
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    run_on_main(hparams["prepare_data"])
+
+    datasets, _ = dataio_prep(hparams)
+    hparams["valid_trials_data"] = load_trials(
+        hparams["valid_trials"], set(datasets["valid"].data_ids), "valid"
+    )
+    hparams["test_trials_data"] = load_trials(
+        hparams["test_trials"], set(datasets["test"].data_ids), "test"
+    )
+
+    brain = SpeakerBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    if any(p.requires_grad for p in hparams["front_end"].parameters()):
+        brain.checkpointer.add_recoverable("front_end", hparams["front_end"])
+
+    sampler = ReproducibleRandomSampler(
+        datasets["train"],
+        seed=hparams["seed"],
+        num_samples=hparams["valid_interval_steps"] * hparams["batch_size"],
+    )
+    brain.epoch_sampler = sampler
+    train_loader_opts = dict(hparams["train_dataloader_opts"], sampler=sampler)
+    brain.fit(
+        brain.hparams.epoch_counter,
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs=train_loader_opts,
+        valid_loader_kwargs=hparams["eval_dataloader_opts"],
+    )
+    brain.evaluate(
+        datasets["test"],
+        min_key="EER",
+        test_loader_kwargs=hparams["eval_dataloader_opts"],
+    )
+    return brain
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
