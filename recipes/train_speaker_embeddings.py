@@ -33,8 +33,14 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio import audio_io
 from speechbrain.dataio.sampler import ReproducibleRandomSampler
-from speechbrain.utils.distributed import if_main_process, run_on_main
+from speechbrain.utils.distributed import (
+    if_main_process,
+    is_distributed_initialized,
+    run_on_main,
+)
 from speechbrain.utils.logger import get_logger
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DistributedSampler
 
 from data_prep.trials import read_trials
 from unipool_lobes.scoring import (
@@ -42,6 +48,7 @@ from unipool_lobes.scoring import (
     verification_results,
     write_scores,
 )
+from unipool_lobes.unipool_masking import ProcessGroupBatchNorm
 
 logger = get_logger(__name__)
 
@@ -114,6 +121,26 @@ class SpeakerBrain(sb.core.Brain):
                     "lr_scheduler", self.lr_scheduler
                 )
 
+    def _wrap_distributed(self):
+        """Wraps the trained modules in DDP, with batch norm synchronised.
+
+        On GPUs this is SpeechBrain's wrapping (``nn.SyncBatchNorm``). On
+        CPU (gloo) DDP rejects ``nn.SyncBatchNorm``, so batch norms become
+        :class:`ProcessGroupBatchNorm`, which reduces the statistics over
+        the processes on any device.
+        """
+        if not self.distributed_launch or self.device_type != "cpu":
+            super()._wrap_distributed()
+            return
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                module = ProcessGroupBatchNorm.convert(module)
+                self.modules[name] = DDP(
+                    module,
+                    device_ids=None,
+                    find_unused_parameters=self.find_unused_parameters,
+                )
+
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
         """Advances the learning-rate schedule after each optimizer step.
 
@@ -171,6 +198,32 @@ class SpeakerBrain(sb.core.Brain):
         self.embedding_ids = []
         self.embedding_chunks = []
 
+    def gather_embeddings(self):
+        """Collects the embeddings of the last stage from every process.
+
+        Under DDP each process embedded its shard of the utterances (the
+        distributed sampler may repeat a few to even the shards out); every
+        process gets the whole table, each utterance once.
+
+        Returns
+        -------
+        ids : list of str
+            Utterance IDs, one per row.
+        embeddings : torch.Tensor
+            ``[N, E]`` embeddings on the CPU.
+        """
+        ids = self.embedding_ids
+        embeddings = torch.cat(self.embedding_chunks)
+        if not is_distributed_initialized():
+            return ids, embeddings
+        shards = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(shards, (ids, embeddings))
+        table = {}
+        for shard_ids, shard_embeddings in shards:
+            for utt_id, row in zip(shard_ids, shard_embeddings, strict=True):
+                table.setdefault(utt_id, row)
+        return list(table), torch.stack(list(table.values()))
+
     def score_trials(self, trials):
         """Scores a trial list with the embeddings of the last stage.
 
@@ -186,9 +239,9 @@ class SpeakerBrain(sb.core.Brain):
         results : dict
             EER, minDCF and the rest of ``verification_results``.
         """
-        embeddings = torch.cat(self.embedding_chunks)
+        ids, embeddings = self.gather_embeddings()
         scores = cosine_score_trials(
-            embeddings, self.embedding_ids, trials["enrol"], trials["test"]
+            embeddings, ids, trials["enrol"], trials["test"]
         )
         results = verification_results(trials["label"], scores)
         return scores, results
@@ -220,7 +273,7 @@ class SpeakerBrain(sb.core.Brain):
             lr = self.optimizer.param_groups[0]["lr"]
             self.hparams.train_logger.log_stats(
                 stats_meta={
-                    "step": epoch * self.hparams.valid_interval_steps,
+                    "step": self.optimizer_step,
                     "lr": lr,
                 },
                 train_stats=self.train_stats,
@@ -230,7 +283,7 @@ class SpeakerBrain(sb.core.Brain):
                 meta={
                     "EER": results["EER_percent"],
                     "EER_threshold": results["threshold"],
-                    "step": epoch * self.hparams.valid_interval_steps,
+                    "step": self.optimizer_step,
                 },
                 min_keys=["EER"],
                 num_to_keep=1,
@@ -437,10 +490,17 @@ def main(argv):
     if any(p.requires_grad for p in hparams["front_end"].parameters()):
         brain.checkpointer.add_recoverable("front_end", hparams["front_end"])
 
+    # One "epoch" is one validation interval of optimizer steps, on every
+    # process: under DDP the sampler's draws are split between processes.
+    world_size = 1
+    if is_distributed_initialized():
+        world_size = torch.distributed.get_world_size()
     sampler = ReproducibleRandomSampler(
         datasets["train"],
         seed=hparams["seed"],
-        num_samples=hparams["valid_interval_steps"] * hparams["batch_size"],
+        num_samples=hparams["valid_interval_steps"]
+        * hparams["batch_size"]
+        * world_size,
     )
     brain.epoch_sampler = sampler
     train_loader_opts = dict(hparams["train_dataloader_opts"], sampler=sampler)
@@ -449,14 +509,35 @@ def main(argv):
         datasets["train"],
         datasets["valid"],
         train_loader_kwargs=train_loader_opts,
-        valid_loader_kwargs=hparams["eval_dataloader_opts"],
+        valid_loader_kwargs=eval_loader_options(hparams, datasets["valid"]),
     )
     brain.evaluate(
         datasets["test"],
         min_key="EER",
-        test_loader_kwargs=hparams["eval_dataloader_opts"],
+        test_loader_kwargs=eval_loader_options(hparams, datasets["test"]),
     )
     return brain
+
+
+def eval_loader_options(hparams, dataset):
+    """Loader options of an evaluation set; sharded between DDP processes.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded hyperparameters (``eval_dataloader_opts``).
+    dataset : DynamicItemDataset
+        The validation or test set, sorted by duration.
+
+    Returns
+    -------
+    dict
+        Keyword arguments for the data loader.
+    """
+    options = dict(hparams["eval_dataloader_opts"])
+    if is_distributed_initialized():
+        options["sampler"] = DistributedSampler(dataset, shuffle=False)
+    return options
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from speechbrain.core import INTRA_EPOCH_CKPT_FLAG
 
 from data_prep.mini_corpus import write_mini_vctk
 from data_prep.trials import read_trials
@@ -42,18 +43,12 @@ def demo_inputs(tmp_path_factory):
     return corpus, model
 
 
-def _train_command(corpus, model, output_folder, *extra):
+def _train_command(corpus, model, output_folder, **extra):
+    settings = {"batch_size": 8, "crop_seconds": 1.0, **extra}
     overrides = demo_overrides(
-        corpus, model, str(output_folder), 4, 2, batch_size=8
+        corpus, model, str(output_folder), 4, 2, **settings
     )
-    return [
-        sys.executable,
-        "train.py",
-        "hparams/unipool_vctk.yaml",
-        *overrides,
-        "--crop_seconds=1.0",
-        *extra,
-    ]
+    return [sys.executable, "train.py", "hparams/unipool_vctk.yaml", *overrides]
 
 
 def test_vctk_recipe_end_to_end(demo_inputs, tmp_path):
@@ -93,20 +88,21 @@ def test_wrong_speaker_count_is_a_clear_error(demo_inputs, tmp_path):
     """out_n_neurons that does not fit the training speakers names the key."""
     corpus, model = demo_inputs
     run = subprocess.run(
-        _train_command(corpus, model, tmp_path / "run", "--out_n_neurons=5"),
+        _train_command(corpus, model, tmp_path / "run", out_n_neurons=5),
         cwd=RECIPE,
         capture_output=True,
         text=True,
     )
     assert run.returncode != 0
-    assert "out_n_neurons" in run.stderr
+    message = run.stdout + run.stderr
+    assert "out_n_neurons is 5 but the training manifest" in message
 
 
 def _intra_epoch_checkpoints(save_folder):
     found = []
     for ckpt in pathlib.Path(save_folder).glob("CKPT+*"):
         meta = ckpt / "CKPT.yaml"
-        if meta.is_file() and "INTRA_EPOCH" in meta.read_text():
+        if meta.is_file() and INTRA_EPOCH_CKPT_FLAG in meta.read_text():
             found.append(ckpt)
     return found
 
@@ -119,9 +115,10 @@ def test_killed_training_resumes(demo_inputs, tmp_path):
         corpus,
         model,
         out,
-        "--number_of_steps=40",
-        "--valid_interval_steps=20",
-        "--ckpt_interval_steps=2",
+        number_of_steps=80,
+        valid_interval_steps=40,
+        ckpt_interval_steps=2,
+        ckpt_interval_minutes=0,
     )
     process = subprocess.Popen(
         command,
@@ -133,7 +130,7 @@ def test_killed_training_resumes(demo_inputs, tmp_path):
     while not _intra_epoch_checkpoints(out / "save"):
         assert process.poll() is None, "training ended before a checkpoint"
         assert time.time() < deadline, "no intra-epoch checkpoint in time"
-        time.sleep(0.2)
+        time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not (out / "results.json").exists()
@@ -141,8 +138,11 @@ def test_killed_training_resumes(demo_inputs, tmp_path):
     resumed = subprocess.run(
         command, cwd=RECIPE, capture_output=True, text=True
     )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
     assert "Loading a checkpoint" in resumed.stdout + resumed.stderr
     log = (out / "train_log.txt").read_text()
+    # Each validation logs the optimizer step it was reached at: a resumed
+    # run that repeated or skipped steps would log other numbers.
     assert log.count("valid EER") == 2, log
+    assert "step: 40," in log and "step: 80," in log, log
     assert (out / "results.json").is_file()

@@ -31,7 +31,7 @@ RECIPE = pathlib.Path(__file__).resolve().parent
 
 
 def demo_overrides(
-    corpus, model, output_folder, steps, valid_interval, batch_size=32
+    corpus, model, output_folder, steps, valid_interval, **extra
 ):
     """Lists the command-line overrides that turn the paper's yaml into the
     demo: mini corpus, generated split, tiny local model, short schedule.
@@ -48,8 +48,8 @@ def demo_overrides(
         Number of optimizer steps.
     valid_interval : int
         Steps between two validations.
-    batch_size : int
-        Training batch size.
+    **extra
+        Further yaml keys and values, replacing the demo's own.
 
     Returns
     -------
@@ -58,28 +58,30 @@ def demo_overrides(
 
     Example
     -------
-    >>> args = demo_overrides("c", "m", "out", 300, 100)
-    >>> args[0]
-    '--data_folder=c'
+    >>> args = demo_overrides("c", "m", "out", 300, 100, batch_size=8)
+    >>> args[0], args[-5]
+    ('--data_folder=c', '--batch_size=8')
     """
-    return [
-        f"--data_folder={corpus}",
-        f"--output_folder={output_folder}",
-        f"--prep_folder={output_folder}/data",
-        "--split_source=generate",
-        f"--ssl_source={model}",
-        f"--ssl_cache={output_folder}/ssl_cache",
-        "--ssl_hidden_size=32",
-        "--ssl_num_layers=2",
-        "--out_n_neurons=16",
-        f"--number_of_steps={steps}",
-        f"--valid_interval_steps={valid_interval}",
-        f"--batch_size={batch_size}",
-        "--eval_batch_size=16",
-        "--lr=0.005",
-        "--num_workers=0",
-        "--device=cpu",
-    ]
+    overrides = {
+        "data_folder": corpus,
+        "output_folder": output_folder,
+        "prep_folder": f"{output_folder}/data",
+        "split_source": "generate",
+        "ssl_source": model,
+        "ssl_cache": f"{output_folder}/ssl_cache",
+        "ssl_hidden_size": 32,
+        "ssl_num_layers": 2,
+        "out_n_neurons": 16,
+        "number_of_steps": steps,
+        "valid_interval_steps": valid_interval,
+        "batch_size": 32,
+        "eval_batch_size": 16,
+        "lr": 0.005,
+        "num_workers": 0,
+        "device": "cpu",
+    }
+    overrides.update(extra)
+    return [f"--{key}={value}" for key, value in overrides.items()]
 
 
 def main(argv=None):
