@@ -13,8 +13,8 @@ Training draws random crops; validation and test embed full utterances with
 their lengths. The schedule counts optimizer steps as the paper does: one
 "epoch" here is ``valid_interval_steps`` steps, after which the EER on the
 validation trials is measured and the checkpoint with the lowest EER is kept.
-At the end the best checkpoint is scored on the test trials (scores file and
-results JSON in the output folder).
+At the end the best checkpoint is scored on the test trials (scores file,
+results JSON and DET plot in the output folder).
 
 Usage, from a recipe folder::
 
@@ -43,6 +43,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DistributedSampler
 
 from data_prep.trials import read_trials
+from unipool_lobes.plots import plot_det
 from unipool_lobes.scoring import (
     cosine_score_trials,
     verification_results,
@@ -299,6 +300,7 @@ class SpeakerBrain(sb.core.Brain):
         )
         if if_main_process():
             trials = self.hparams.test_trials_data
+            trials_name = os.path.basename(self.hparams.test_trials)
             write_scores(
                 self.hparams.scores_file,
                 trials["enrol"],
@@ -312,6 +314,14 @@ class SpeakerBrain(sb.core.Brain):
                 trials=os.path.abspath(self.hparams.test_trials),
             )
             write_json(self.hparams.results_file, results)
+            plot_det(
+                trials["label"],
+                scores.numpy(),
+                os.path.join(
+                    os.path.dirname(self.hparams.results_file), "det.png"
+                ),
+                title=f"{self.hparams.model_name} on {trials_name}",
+            )
         self.test_results = results
 
 

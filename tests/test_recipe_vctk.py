@@ -62,6 +62,7 @@ def test_vctk_recipe_end_to_end(demo_inputs, tmp_path):
     assert (out / "save" / "label_encoder.txt").is_file()
     assert (out / "hyperparams.yaml").is_file()
     assert (out / "env.log").is_file()
+    assert (out / "det.png").read_bytes().startswith(b"\x89PNG")
 
     log = (out / "train_log.txt").read_text()
     assert log.count("valid EER") == 2, log
