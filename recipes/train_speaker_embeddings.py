@@ -106,6 +106,106 @@ class SpeakerBrain(sb.core.Brain):
         spk_ids, _ = batch.spk_id_encoded
         return self.hparams.compute_cost(predictions, spk_ids)
 
+    def fit_batch(self, batch):
+        """Trains on one batch, skipping it when its loss is not finite.
+
+        SpeechBrain's ``fit_batch`` counts a non-finite loss but still
+        back-propagates it and steps the optimizer, so a single corrupt
+        utterance (e.g. NaN samples) can turn every weight into NaN. Here the
+        batch is skipped on every process (the decision is shared under
+        DDP), counted and logged with its utterance IDs; more than
+        ``nonfinite_patience`` skips in one validation interval stop the run.
+        The batch-norm statistics its forward pass changed are restored.
+
+        Arguments
+        ---------
+        batch : PaddedBatch
+            The training batch.
+
+        Returns
+        -------
+        torch.Tensor
+            The detached loss (non-finite when skipped; it is then left out
+            of the running average).
+        """
+        should_step = (self.step % self.grad_accumulation_factor) == 0
+        self.on_fit_batch_start(batch, should_step)
+        # The forward pass updates batch-norm statistics: keep a copy to
+        # undo them if the batch is skipped.
+        buffers = [(b, b.detach().clone()) for b in self.modules.buffers()]
+        with self.no_sync(not should_step):
+            with self.training_ctx:
+                outputs = self.compute_forward(batch, sb.Stage.TRAIN)
+                loss = self.compute_objectives(outputs, batch, sb.Stage.TRAIN)
+            if not self.loss_is_finite_everywhere(loss):
+                with torch.no_grad():
+                    for buffer, saved in buffers:
+                        buffer.copy_(saved)
+                self.skip_nonfinite_batch(batch)
+                return loss.detach().cpu()
+            scaled_loss = self.scaler.scale(
+                loss / self.grad_accumulation_factor
+            )
+            scaled_loss.backward()
+        if should_step:
+            self.optimizers_step()
+        self.on_fit_batch_end(batch, outputs, loss, should_step)
+        return loss.detach().cpu()
+
+    def loss_is_finite_everywhere(self, loss):
+        """Whether the loss is finite on every process.
+
+        Arguments
+        ---------
+        loss : torch.Tensor
+            This process's loss.
+
+        Returns
+        -------
+        bool
+            True when no process has a non-finite loss.
+        """
+        finite = torch.isfinite(loss.detach()).all().float().reshape(1)
+        if is_distributed_initialized():
+            torch.distributed.all_reduce(
+                finite, op=torch.distributed.ReduceOp.MIN
+            )
+        return bool(finite.item())
+
+    def skip_nonfinite_batch(self, batch):
+        """Drops the gradients of a skipped batch, counts and logs it.
+
+        Arguments
+        ---------
+        batch : PaddedBatch
+            The skipped batch (its IDs are logged).
+
+        Raises
+        ------
+        RuntimeError
+            When more than ``nonfinite_patience`` batches were skipped in
+            this validation interval.
+        """
+        self.zero_grad(set_to_none=True)
+        self.nonfinite_count += 1
+        self.skipped_batches = getattr(self, "skipped_batches", 0) + 1
+        logger.warning(
+            "Non-finite loss at step %d: batch skipped (%d in this interval, "
+            "%d in total). Utterances: %s",
+            self.optimizer_step + 1,
+            self.nonfinite_count,
+            self.skipped_batches,
+            ", ".join(batch.id),
+        )
+        if self.nonfinite_count > self.nonfinite_patience:
+            raise RuntimeError(
+                f"{self.nonfinite_count} training batches had a non-finite "
+                f"loss in this validation interval (nonfinite_patience="
+                f"{self.nonfinite_patience}); the run stops. Check the "
+                "utterances logged above for corrupt audio (NaN/inf "
+                "samples), or lower the learning rate."
+            )
+
     def init_optimizers(self):
         """Creates the optimizer and the per-step learning-rate schedule.
 
@@ -264,6 +364,8 @@ class SpeakerBrain(sb.core.Brain):
         """
         if stage == sb.Stage.TRAIN:
             self.train_stats = {"loss": stage_loss}
+            if self.nonfinite_count:
+                self.train_stats["skipped batches"] = self.nonfinite_count
             return
         if stage == sb.Stage.VALID:
             _, results = self.score_trials(self.hparams.valid_trials_data)
