@@ -265,6 +265,14 @@ def test_missing_local_path_raises(path):
         MultiLayerSSL(path)
 
 
+def test_missing_model_in_an_existing_folder_raises(tmp_path, monkeypatch):
+    """``models/w2v`` is local when ``models/`` exists here: no hub lookup."""
+    (tmp_path / "models").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="models/w2v"):
+        resolve_source("models/w2v")
+
+
 def test_hub_ids_are_left_to_the_hub():
     """An org/name id is passed on unchanged (no lookup here)."""
     assert resolve_source("facebook/wav2vec2-base") == "facebook/wav2vec2-base"

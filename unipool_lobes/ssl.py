@@ -428,8 +428,8 @@ def resolve_source(source):
     ------
     FileNotFoundError
         When ``source`` looks like a local path (starts with ``/``, ``./``,
-        ``../`` or ``~``, holds a backslash, or has more than one ``/``) and
-        does not exist.
+        ``../`` or ``~``, holds a backslash, has more than one ``/``, or its
+        first component is an existing local folder) and does not exist.
 
     Example
     -------
@@ -449,6 +449,8 @@ def resolve_source(source):
         or "\\" in source
         or source.count("/") > 1
         or (os.sep != "/" and os.sep in source)
+        # "models/w2v" when a local "models" folder exists
+        or ("/" in source and os.path.isdir(source.split("/")[0]))
     )
     if looks_local:
         raise FileNotFoundError(f"SSL model folder not found: {source}")
