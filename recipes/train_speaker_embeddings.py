@@ -443,6 +443,45 @@ def write_json(path, content):
     os.replace(tmp_path, path)
 
 
+def read_mono(path, start, n_samples, sample_rate):
+    """Reads a segment of an audio file, down-mixed to mono.
+
+    Arguments
+    ---------
+    path : str
+        The audio file.
+    start : int
+        First sample.
+    n_samples : int
+        Number of samples.
+    sample_rate : int
+        The rate the model expects; another rate is an error.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[n_samples]`` signal (fewer if the file is shorter).
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be read or has another sample rate.
+    """
+    try:
+        signal, file_rate = audio_io.load(
+            path, frame_offset=start, num_frames=n_samples
+        )
+    except Exception as error:  # soundfile raises several types
+        raise ValueError(f"{path}: unreadable audio ({error})") from error
+    if file_rate != sample_rate:
+        raise ValueError(
+            f"{path}: sample rate {file_rate} Hz, the model expects "
+            f"{sample_rate} Hz; prepare the corpus with sample_rate="
+            f"{sample_rate}"
+        )
+    return signal.mean(dim=0)
+
+
 def dataio_prep(hparams):
     """Creates the datasets and their audio and label pipelines.
 
@@ -463,7 +502,8 @@ def dataio_prep(hparams):
     label_encoder : CategoricalEncoder
         The speaker label encoder fitted on the training set.
     """
-    crop_samples = int(hparams["crop_seconds"] * hparams["sample_rate"])
+    sample_rate = hparams["sample_rate"]
+    crop_samples = int(hparams["crop_seconds"] * sample_rate)
 
     manifests = {
         "train": hparams["train_annotation"],
@@ -472,12 +512,12 @@ def dataio_prep(hparams):
     }
     datasets = {}
     for split, csv_path in manifests.items():
-        datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_csv(
-            csv_path=csv_path,
-            replacements={"data_root": hparams["data_folder"]},
+        rows = sb.dataio.dataio.load_data_csv(
+            csv_path, replacements={"data_root": hparams["data_folder"]}
         )
-        if len(datasets[split]) == 0:
+        if not rows:
             raise ValueError(f"The {split} manifest {csv_path} has no rows.")
+        datasets[split] = sb.dataio.dataset.DynamicItemDataset(rows)
 
     @sb.utils.data_pipeline.takes("wav", "start", "stop")
     @sb.utils.data_pipeline.provides("sig")
@@ -487,16 +527,13 @@ def dataio_prep(hparams):
         if n_samples > crop_samples:
             start += int(torch.randint(0, n_samples - crop_samples + 1, ()))
             n_samples = crop_samples
-        signal, _ = audio_io.load(wav, frame_offset=start, num_frames=n_samples)
-        return signal.mean(dim=0)
+        return read_mono(wav, start, n_samples, sample_rate)
 
     @sb.utils.data_pipeline.takes("wav", "start", "stop")
     @sb.utils.data_pipeline.provides("sig")
     def full_utterance_pipeline(wav, start, stop):
-        signal, _ = audio_io.load(
-            wav, frame_offset=int(start), num_frames=int(stop) - int(start)
-        )
-        return signal.mean(dim=0)
+        start = int(start)
+        return read_mono(wav, start, int(stop) - start, sample_rate)
 
     label_encoder = sb.dataio.encoder.CategoricalEncoder()
 
