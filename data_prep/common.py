@@ -802,3 +802,171 @@ def split_speakers(speaker_groups, n_valid, n_test, seed=1234):
     for name in names:
         split["train"] += members[name]
     return {part: sorted(speakers) for part, speakers in split.items()}
+
+
+# ------------------------------------------------------ the published lists
+def is_url(source):
+    """Tells whether ``source`` is an http(s) address rather than a path.
+
+    Arguments
+    ---------
+    source : str or path
+        A folder or a base URL.
+
+    Returns
+    -------
+    bool
+        True for ``http://`` and ``https://`` addresses.
+
+    Example
+    -------
+    >>> is_url("https://example.org/lists"), is_url("/data/lists")
+    (True, False)
+    """
+    return str(source).startswith(("http://", "https://"))
+
+
+def paper_lists_option(source):
+    """The published lists' source as an options record holds it.
+
+    Arguments
+    ---------
+    source : str or path
+        A folder (recorded as its absolute path) or a base URL (as is).
+
+    Returns
+    -------
+    str
+        The value to record.
+
+    Example
+    -------
+    >>> paper_lists_option("https://example.org/lists")
+    'https://example.org/lists'
+    >>> pathlib.Path(paper_lists_option("lists")).is_absolute()
+    True
+    """
+    if is_url(source):
+        return str(source)
+    return str(pathlib.Path(source).resolve())
+
+
+def paper_lists_folder(source, save_folder, names):
+    """Local folder of published lists, downloading them from a URL.
+
+    Arguments
+    ---------
+    source : str or path
+        A folder holding the lists, or a base URL that ``names`` are
+        relative to.
+    save_folder : str or path
+        Downloads go to ``<save_folder>/paper_lists/<name>``.
+    names : iterable of str
+        Relative paths of the files needed (e.g.
+        ``speakers/speaker-train.csv``); used only with a URL.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder holding the lists.
+
+    Raises
+    ------
+    ValueError
+        When ``source`` is neither an existing folder nor a URL.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> paper_lists_folder(folder, folder, []) == pathlib.Path(folder)
+    True
+    """
+    if not is_url(source):
+        folder = pathlib.Path(source)
+        if not folder.is_dir():
+            raise ValueError(
+                f"paper_lists {str(source)!r} is neither a folder nor a URL"
+            )
+        return folder
+    from speechbrain.utils.data_utils import download_file
+
+    folder = pathlib.Path(save_folder) / "paper_lists"
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        download_file(f"{str(source).rstrip('/')}/{name}", folder / name)
+    return folder
+
+
+def trials_with_audio(
+    trials, available, where, allow_missing=False, problems=None
+):
+    """Keeps the published trials whose two utterances are in the corpus.
+
+    Arguments
+    ---------
+    trials : list of dict
+        Trials as :func:`data_prep.trials.read_paper_trials` gives them
+        (with ``enrol_path`` and ``test_path``, which are removed).
+    available : set of str
+        Utterance IDs found in the corpus.
+    where : str or path
+        The trial list, named in messages.
+    allow_missing : bool
+        Drop (and report) trials naming absent utterances instead of
+        raising.
+    problems : ProblemReport, optional
+        Receives the report of dropped trials.
+
+    Returns
+    -------
+    list of dict
+        The trials kept, in their order.
+
+    Raises
+    ------
+    ValueError
+        When a trial names an absent utterance and ``allow_missing`` is
+        False; the message names the list and a few of the files.
+
+    Example
+    -------
+    >>> trials = [
+    ...     {"enrol": "a", "test": "b", "label": 0,
+    ...      "enrol_path": "x/a.wav", "test_path": "x/b.wav"},
+    ...     {"enrol": "a", "test": "c", "label": 0,
+    ...      "enrol_path": "x/a.wav", "test_path": "x/c.wav"},
+    ... ]
+    >>> report = ProblemReport()
+    >>> trials_with_audio(trials, {"a", "b"}, "t.csv", True, report)
+    [{'enrol': 'a', 'test': 'b', 'label': 0}]
+    >>> print(report.lines()[0][:45])
+    t.csv: 1 trial(s) name 1 utterance(s) missing
+    """
+    kept, missing, n_dropped = [], set(), 0
+    for trial in trials:
+        trial = dict(trial)
+        paths = {
+            trial["enrol"]: trial.pop("enrol_path", trial["enrol"]),
+            trial["test"]: trial.pop("test_path", trial["test"]),
+        }
+        absent = set(paths) - set(available)
+        if absent:
+            missing |= {paths[utterance] for utterance in absent}
+            n_dropped += 1
+        else:
+            kept.append(trial)
+    if missing:
+        first = ", ".join(sorted(missing)[:5])
+        message = (
+            f"{n_dropped} trial(s) name {len(missing)} utterance(s) "
+            f"missing from the corpus, e.g. {first}"
+        )
+        if not allow_missing:
+            raise ValueError(
+                f"{where}: {message}. Check data_folder, or set "
+                "allow_missing_trials=True to drop these trials."
+            )
+        if problems is not None:
+            problems.add(where, message + "; those trials dropped")
+    return kept

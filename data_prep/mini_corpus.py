@@ -10,11 +10,16 @@ ID, an utterance only on the seed, the speaker and its number.
 
 The synthesis (:func:`make_speaker_profile`, :func:`synthesize_utterance`)
 knows nothing of file layouts, so other corpora's layouts can reuse it;
-:func:`write_mini_vctk` writes VCTK's layout (0.80 or 0.92).
+:func:`write_mini_vctk` writes VCTK's layout (0.80 or 0.92),
+:func:`write_mini_librispeech` LibriSpeech's (16 kHz FLAC in subset,
+speaker and chapter folders, SPEAKERS.TXT), :func:`write_mini_voxceleb`
+VoxCeleb's (16 kHz WAV in speaker and video folders, a trial list).
 
 Command line::
 
     python -m data_prep.mini_corpus vctk --out DIR [--layout 0.80]
+    python -m data_prep.mini_corpus librispeech --out DIR [--speakers 8]
+    python -m data_prep.mini_corpus voxceleb --out DIR [--speakers 8]
 
 Authors
  * unipool-sv developers 2026
@@ -496,8 +501,479 @@ def write_mini_vctk(
     return str(folder)
 
 
+# ------------------------------------------------------------- LibriSpeech
+# The comment block that opens LibriSpeech's SPEAKERS.TXT.
+LIBRISPEECH_SPEAKERS_HEADER = (
+    "; Some pipe(|) separated metadata about all LibriVox readers, "
+    "whose work was used\n"
+    "; in the corpus.\n"
+    ";\n"
+    "; The meaning of the fields in left-to-right order is as follows:\n"
+    ";\n"
+    "; reader_id: the ID of the reader in the LibriVox's database\n"
+    "; gender: 'F' for female, 'M' for male\n"
+    "; subset: the corpus subset to which the reader's audio is assigned\n"
+    "; duration: total number of minutes of speech by the reader, "
+    "included in the corpus\n"
+    "; name: the name under which the reader is registered in LibriVox\n"
+    ";\n"
+    ";ID  |SEX| SUBSET           |MINUTES| NAME\n"
+)
+LIBRISPEECH_UTTERANCE_ID = re.compile(r"(\d+)-(\d+)-(\d+)")
+
+
+def _librispeech_plan(
+    subsets,
+    n_speakers,
+    chapters_per_speaker,
+    utterances_per_chapter,
+    speakers,
+    utterance_ids,
+):
+    """``{subset: {speaker: {chapter: [utterance ids]}}}`` to write."""
+    speakers = speakers or {}
+    utterance_ids = utterance_ids or {}
+    plan, next_speaker, next_chapter = {}, 100, 1000
+    for subset in subsets:
+        chosen = speakers.get(subset)
+        if chosen is None:
+            chosen = [str(next_speaker + k) for k in range(n_speakers)]
+            next_speaker += n_speakers
+        plan[subset] = {}
+        for speaker in chosen:
+            chapters = {}
+            for utterance in utterance_ids.get(speaker, ()):
+                match = LIBRISPEECH_UTTERANCE_ID.fullmatch(utterance)
+                if match is None or match.group(1) != speaker:
+                    raise ValueError(
+                        f"utterance ID {utterance!r} of speaker {speaker} "
+                        "is not <speaker>-<chapter>-<utterance> with digits"
+                    )
+                chapters.setdefault(match.group(2), []).append(utterance)
+            if speaker not in utterance_ids:
+                for _ in range(chapters_per_speaker):
+                    chapters[str(next_chapter)] = [
+                        f"{speaker}-{next_chapter}-{number:04d}"
+                        for number in range(utterances_per_chapter)
+                    ]
+                    next_chapter += 1
+            plan[subset][speaker] = chapters
+    return plan
+
+
+def write_mini_librispeech(
+    folder,
+    n_speakers=8,
+    chapters_per_speaker=2,
+    utterances_per_chapter=3,
+    seed=0,
+    subsets=("train-clean-100", "dev-clean", "test-clean"),
+    duration_range=(1.5, 4.0),
+    speakers=None,
+    genders=None,
+    utterance_ids=None,
+):
+    """Writes a synthetic corpus in LibriSpeech's layout (16 kHz FLAC).
+
+    Files: ``<subset>/<speaker>/<chapter>/<speaker>-<chapter>-NNNN.flac``
+    (16-bit mono FLAC at 16 kHz), a ``<speaker>-<chapter>.trans.txt``
+    transcript per chapter, and ``SPEAKERS.TXT`` with LibriSpeech's header
+    comments and ``ID | SEX | SUBSET | MINUTES | NAME`` lines. Speakers are
+    numbered 100, 101... across the subsets (genders alternating F, M)
+    and chapters 1000, 1001... unless given.
+
+    Arguments
+    ---------
+    folder : str or path
+        The corpus root (created).
+    n_speakers : int
+        Speakers per subset when ``speakers`` does not name them.
+    chapters_per_speaker : int
+        Chapters of each generated speaker.
+    utterances_per_chapter : int
+        Utterances of each generated chapter (numbered from 0000).
+    seed : int
+        Seed of the whole corpus.
+    subsets : tuple of str
+        Subset folders to write.
+    duration_range : tuple of float
+        Utterance lengths are uniform in this range (seconds).
+    speakers : dict, optional
+        ``{subset: [speaker ids]}`` to use instead of generated numbers
+        (e.g. real LibriSpeech IDs).
+    genders : dict, optional
+        ``{speaker id: "F" or "M"}``; default alternates F and M.
+    utterance_ids : dict, optional
+        ``{speaker id: [utterance ids]}`` to write for a speaker instead
+        of its generated chapters (e.g. IDs of a published trial list).
+
+    Returns
+    -------
+    str
+        The corpus folder.
+
+    Raises
+    ------
+    ValueError
+        On an utterance ID that is not ``<speaker>-<chapter>-<number>``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> corpus = write_mini_librispeech(
+    ...     tempfile.mkdtemp(), n_speakers=2, chapters_per_speaker=1,
+    ...     utterances_per_chapter=2, duration_range=(0.3, 0.3),
+    ...     subsets=("dev-clean",),
+    ... )
+    >>> files = sorted(pathlib.Path(corpus).rglob("*.flac"))
+    >>> files[1].relative_to(corpus).as_posix()
+    'dev-clean/100/1000/100-1000-0001.flac'
+    >>> soundfile.info(files[0]).samplerate, len(files)
+    (16000, 4)
+    """
+    folder = pathlib.Path(folder)
+    sample_rate = 16000
+    # Synthesised at 48 kHz and brought down to 16 kHz, as LibriSpeech's
+    # audio was: the synthesis places fricative noise up to 8 kHz.
+    synthesis_rate = 3 * sample_rate
+    genders = genders or {}
+    plan = _librispeech_plan(
+        subsets,
+        n_speakers,
+        chapters_per_speaker,
+        utterances_per_chapter,
+        speakers,
+        utterance_ids,
+    )
+    speaker_lines = []
+    for subset, subset_speakers in plan.items():
+        for index, (speaker, chapters) in enumerate(subset_speakers.items()):
+            gender = genders.get(speaker, "FM"[index % 2])
+            profile = make_speaker_profile(speaker, seed, gender)
+            n_samples = 0
+            for chapter, utterances in chapters.items():
+                chapter_folder = folder / subset / speaker / chapter
+                chapter_folder.mkdir(parents=True, exist_ok=True)
+                transcript = []
+                for utterance in sorted(utterances):
+                    number = int(utterance.rsplit("-", 1)[1])
+                    rng = np.random.default_rng(
+                        [seed, _speaker_number(speaker), int(chapter), number]
+                    )
+                    audio = synthesize_utterance(
+                        profile,
+                        rng,
+                        rng.uniform(*duration_range),
+                        synthesis_rate,
+                    )
+                    audio = np.clip(sps.resample_poly(audio, 1, 3), -1, 1)
+                    n_samples += len(audio)
+                    soundfile.write(
+                        chapter_folder / f"{utterance}.flac",
+                        audio,
+                        sample_rate,
+                        "PCM_16",
+                    )
+                    text = _pseudo_text(rng).strip().rstrip(".").upper()
+                    transcript.append(f"{utterance} {text}\n")
+                trans = chapter_folder / f"{speaker}-{chapter}.trans.txt"
+                trans.write_text("".join(transcript))
+            minutes = n_samples / sample_rate / 60
+            speaker_lines.append(
+                f"{speaker:<5}| {gender} | {subset:<17}| {minutes:.2f} | "
+                f"Reader {speaker}\n"
+            )
+    speaker_lines.sort(key=lambda line: int(line.split("|")[0]))
+    (folder / "SPEAKERS.TXT").write_text(
+        LIBRISPEECH_SPEAKERS_HEADER + "".join(speaker_lines)
+    )
+    return str(folder)
+
+
+def _librispeech_command(commands):
+    """Adds the ``librispeech`` subcommand to the command line."""
+    command = commands.add_parser(
+        "librispeech", help="a mini corpus in LibriSpeech's layout"
+    )
+    command.add_argument("--out", required=True, help="corpus folder to write")
+    command.add_argument(
+        "--speakers", type=int, default=8, help="speakers per subset"
+    )
+    command.add_argument("--chapters", type=int, default=2)
+    command.add_argument("--utterances", type=int, default=3)
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument(
+        "--subsets",
+        nargs="+",
+        default=["train-clean-100", "dev-clean", "test-clean"],
+    )
+
+    def run(args):
+        corpus = write_mini_librispeech(
+            args.out,
+            n_speakers=args.speakers,
+            chapters_per_speaker=args.chapters,
+            utterances_per_chapter=args.utterances,
+            seed=args.seed,
+            subsets=tuple(args.subsets),
+        )
+        n_files = sum(1 for _ in pathlib.Path(corpus).glob("*/*/*/*.flac"))
+        n_speakers = args.speakers * len(args.subsets)
+        print(
+            f"wrote {n_files} FLAC files of {n_speakers} speakers to {corpus}"
+        )
+        return corpus
+
+    command.set_defaults(run=run)
+
+
+def _vctk_command(commands):
+    """Adds the ``vctk`` subcommand to the command line."""
+    vctk = commands.add_parser("vctk", help="a mini corpus in VCTK's layout")
+    vctk.add_argument("--out", required=True, help="corpus folder to write")
+    vctk.add_argument("--speakers", type=int, default=24)
+    vctk.add_argument("--utterances", type=int, default=12)
+    vctk.add_argument("--seed", type=int, default=0)
+    vctk.add_argument("--layout", choices=("0.80", "0.92"), default="0.92")
+
+    def run(args):
+        corpus = write_mini_vctk(
+            args.out,
+            n_speakers=args.speakers,
+            utterances_per_speaker=args.utterances,
+            seed=args.seed,
+            layout=args.layout,
+        )
+        n_files = sum(1 for _ in pathlib.Path(corpus).glob("wav48*/*/*.*"))
+        print(
+            f"wrote {n_files} audio files of {args.speakers} speakers to "
+            f"{corpus}"
+        )
+        return corpus
+
+    vctk.set_defaults(run=run)
+
+
+# ---------------------------------------------------------------- VoxCeleb
+VIDEO_ID_ALPHABET = (
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+)
+
+
+def _video_ids(speaker, count, seed):
+    """``count`` distinct YouTube-like 11-character video IDs."""
+    rng = np.random.default_rng([seed, _speaker_number(speaker), 13])
+    videos = []
+    while len(videos) < count:
+        letters = rng.choice(list(VIDEO_ID_ALPHABET), 11)
+        video = "".join(letters)
+        if video not in videos:
+            videos.append(video)
+    return videos
+
+
+def _record_on_channel(audio, speaker, video, seed, sample_rate):
+    """Colours a clean utterance with the channel of one video.
+
+    Each video gets its own spectral tilt, band limit, level and noise
+    floor, so that two videos of a speaker sound like two sessions.
+    """
+    rng = np.random.default_rng(
+        [seed, _speaker_number(speaker), zlib.crc32(video.encode()), 17]
+    )
+    tilt = rng.uniform(-0.6, 0.6)
+    band_limit = sps.butter(
+        2, rng.uniform(3000, 0.47 * sample_rate), fs=sample_rate, output="sos"
+    )
+    coloured = sps.sosfilt(band_limit, sps.lfilter([1.0, -tilt], [1.0], audio))
+    coloured *= rng.uniform(0.3, 0.8) / (np.abs(coloured).max() + 1e-9)
+    coloured += rng.uniform(5e-4, 5e-3) * rng.standard_normal(len(coloured))
+    return np.clip(coloured, -1, 1).astype(np.float32)
+
+
+def write_mini_voxceleb(
+    folder,
+    n_speakers=8,
+    videos_per_speaker=3,
+    utterances_per_video=2,
+    seed=0,
+    duration_range=(1.5, 4.0),
+    speakers=None,
+    test_speakers=None,
+    audio_folder="wav",
+    trial_file="veri_test2.txt",
+    n_trials_per_class=200,
+):
+    """Writes a synthetic corpus in VoxCeleb's layout (16 kHz WAV).
+
+    Files: ``<audio_folder>/idXXXXX/<video>/NNNNN.wav`` (16-bit mono WAV at
+    16 kHz; utterances numbered from 00001 in each video; 11-character
+    video IDs). Each video colours its utterances with its own channel
+    (spectral tilt, band limit, level, noise floor), so that sessions of a
+    speaker differ as VoxCeleb's YouTube videos do. A trial list over the
+    test speakers is written in the official text form (``<0|1>
+    idXXXXX/<video>/NNNNN.wav idXXXXX/<video>/NNNNN.wav``, as
+    ``veri_test2.txt``), drawn with
+    :func:`data_prep.trials.balanced_trials`. Speakers are ``id10001``,
+    ``id10002``... unless named.
+
+    Arguments
+    ---------
+    folder : str or path
+        The corpus root (created).
+    n_speakers : int
+        Number of speakers when ``speakers`` is not given.
+    videos_per_speaker : int
+        Videos (sessions) of each speaker.
+    utterances_per_video : int
+        Utterances of each video.
+    seed : int
+        Seed of the whole corpus.
+    duration_range : tuple of float
+        Utterance lengths are uniform in this range (seconds).
+    speakers : list of str, optional
+        Speaker IDs to use instead of id10001, id10002...
+    test_speakers : list of str, optional
+        Speakers of the trial list (default: the last quarter of the
+        speakers, at least two); empty for no trial list.
+    audio_folder : str
+        The folder under ``folder`` holding the speakers: ``"wav"``
+        (SpeechBrain's layout) or e.g. ``"vox2_test_wav"`` (the UniPool
+        authors' layout).
+    trial_file : str
+        Name of the trial list written in ``folder``.
+    n_trials_per_class : int
+        Positive (and negative) trials of the list, at most.
+
+    Returns
+    -------
+    str
+        The corpus folder.
+
+    Raises
+    ------
+    ValueError
+        When a test speaker is not one of the speakers.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> corpus = write_mini_voxceleb(
+    ...     tempfile.mkdtemp(), n_speakers=2, videos_per_speaker=2,
+    ...     utterances_per_video=2, duration_range=(0.3, 0.3),
+    ... )
+    >>> files = sorted(pathlib.Path(corpus).glob("wav/*/*/*.wav"))
+    >>> len(files), files[0].name, len(files[0].parent.name)
+    (8, '00001.wav', 11)
+    >>> soundfile.info(files[0]).samplerate
+    16000
+    >>> open(f"{corpus}/veri_test2.txt").readline().split()[1][:8]
+    'id10001/'
+    """
+    from data_prep.trials import balanced_trials, write_voxceleb_trials
+
+    folder = pathlib.Path(folder)
+    sample_rate = 16000
+    # Synthesised at 48 kHz and brought down, as for LibriSpeech: the
+    # synthesis places fricative noise up to 8 kHz.
+    synthesis_rate = 3 * sample_rate
+    if speakers is None:
+        speakers = [f"id{10001 + index}" for index in range(n_speakers)]
+    speakers = list(speakers)
+    if test_speakers is None:
+        test_speakers = speakers[-max(2, len(speakers) // 4) :]
+    unknown = sorted(set(test_speakers) - set(speakers))
+    if unknown:
+        raise ValueError(f"test speakers {unknown} are not among the speakers")
+    utterances = {}
+    for speaker in speakers:
+        profile = make_speaker_profile(speaker, seed)
+        for video in _video_ids(speaker, videos_per_speaker, seed):
+            video_folder = folder / audio_folder / speaker / video
+            video_folder.mkdir(parents=True, exist_ok=True)
+            for number in range(1, utterances_per_video + 1):
+                rng = np.random.default_rng(
+                    [
+                        seed,
+                        _speaker_number(speaker),
+                        zlib.crc32(video.encode()),
+                        number,
+                    ]
+                )
+                clean = synthesize_utterance(
+                    profile, rng, rng.uniform(*duration_range), synthesis_rate
+                )
+                audio = _record_on_channel(
+                    sps.resample_poly(clean, 1, 3),
+                    speaker,
+                    video,
+                    seed,
+                    sample_rate,
+                )
+                soundfile.write(
+                    video_folder / f"{number:05d}.wav",
+                    audio,
+                    sample_rate,
+                    "PCM_16",
+                )
+                utterances.setdefault(speaker, []).append(
+                    f"{speaker}--{video}--{number:05d}"
+                )
+    if test_speakers:
+        trials = balanced_trials(
+            {speaker: utterances[speaker] for speaker in test_speakers},
+            n_per_class=n_trials_per_class,
+            seed=seed,
+        )
+        write_voxceleb_trials(folder / trial_file, trials)
+    return str(folder)
+
+
+def _voxceleb_command(commands):
+    """Adds the ``voxceleb`` subcommand to the command line."""
+    command = commands.add_parser(
+        "voxceleb", help="a mini corpus in VoxCeleb's layout"
+    )
+    command.add_argument("--out", required=True, help="corpus folder to write")
+    command.add_argument("--speakers", type=int, default=8)
+    command.add_argument(
+        "--first_speaker",
+        type=int,
+        default=10001,
+        help="number of the first speaker ID (17 gives id00017)",
+    )
+    command.add_argument("--videos", type=int, default=3)
+    command.add_argument("--utterances", type=int, default=2)
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--audio_folder", default="wav")
+
+    def run(args):
+        speakers = [
+            f"id{args.first_speaker + index:05d}"
+            for index in range(args.speakers)
+        ]
+        corpus = write_mini_voxceleb(
+            args.out,
+            speakers=speakers,
+            videos_per_speaker=args.videos,
+            utterances_per_video=args.utterances,
+            seed=args.seed,
+            audio_folder=args.audio_folder,
+        )
+        n_files = sum(1 for _ in pathlib.Path(corpus).glob("*/*/*/*.wav"))
+        print(
+            f"wrote {n_files} wav files of {args.speakers} speakers to {corpus}"
+        )
+        return corpus
+
+    command.set_defaults(run=run)
+
+
 def main(argv=None):
-    """Command line: ``python -m data_prep.mini_corpus vctk --out DIR``.
+    """Command line: ``python -m data_prep.mini_corpus CORPUS --out DIR``.
+
+    Each corpus is a subcommand (``vctk``, ``librispeech``,
+    ``voxceleb``) with its own options (``--help``).
 
     Arguments
     ---------
@@ -511,25 +987,14 @@ def main(argv=None):
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="corpus", required=True)
-    vctk = commands.add_parser("vctk", help="a mini corpus in VCTK's layout")
-    vctk.add_argument("--out", required=True, help="corpus folder to write")
-    vctk.add_argument("--speakers", type=int, default=24)
-    vctk.add_argument("--utterances", type=int, default=12)
-    vctk.add_argument("--seed", type=int, default=0)
-    vctk.add_argument("--layout", choices=("0.80", "0.92"), default="0.92")
+    for add_command in (
+        _vctk_command,
+        _librispeech_command,
+        _voxceleb_command,
+    ):
+        add_command(commands)
     args = parser.parse_args(argv)
-    corpus = write_mini_vctk(
-        args.out,
-        n_speakers=args.speakers,
-        utterances_per_speaker=args.utterances,
-        seed=args.seed,
-        layout=args.layout,
-    )
-    n_files = sum(1 for _ in pathlib.Path(corpus).glob("wav48*/*/*.*"))
-    print(
-        f"wrote {n_files} audio files of {args.speakers} speakers to {corpus}"
-    )
-    return corpus
+    return args.run(args)
 
 
 if __name__ == "__main__":

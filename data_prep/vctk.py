@@ -26,8 +26,11 @@ from data_prep.common import (
     convert_audio_files,
     is_prepared,
     mark_prepared,
+    paper_lists_folder,
+    paper_lists_option,
     scaled_heldout_counts,
     split_speakers,
+    trials_with_audio,
     write_csv_atomic,
 )
 from data_prep.trials import (
@@ -173,33 +176,10 @@ def find_audio(data_folder, mic="mic1"):
     )
 
 
-def _lists_option(paper_lists):
-    """The paper lists' source as recorded in the options (URL or path)."""
-    source = str(paper_lists or PAPER_LISTS_URL)
-    if re.match(r"https?://", source):
-        return source
-    return str(pathlib.Path(source).resolve())
-
-
-def _paper_lists_folder(paper_lists, save_folder):
-    """Local folder of the paper's lists, downloading them if given a URL."""
-    source = str(paper_lists or PAPER_LISTS_URL)
-    if not re.match(r"https?://", source):
-        folder = pathlib.Path(source)
-        if not folder.is_dir():
-            raise ValueError(
-                f"paper_lists {source!r} is neither a folder nor a URL"
-            )
-        return folder
-    from speechbrain.utils.data_utils import download_file
-
-    folder = pathlib.Path(save_folder) / "paper_lists"
+def _paper_list_names():
+    """Relative paths of the published lists VCTK needs."""
     names = [f"speakers/speaker-{split}.csv" for split in SPLITS]
-    names += ["trials/trials-valid.csv", "trials/trials-test.csv"]
-    for name in names:
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        download_file(f"{source.rstrip('/')}/{name}", folder / name)
-    return folder
+    return names + ["trials/trials-valid.csv", "trials/trials-test.csv"]
 
 
 def _speaker_meta(data_folder, problems):
@@ -306,31 +286,9 @@ def _paper_split(lists_folder, meta, allow_missing, available, problems):
     trials = {}
     for split in ("valid", "test"):
         path = lists_folder / "trials" / f"trials-{split}.csv"
-        kept, missing, n_dropped = [], set(), 0
-        for trial in read_paper_trials(path):
-            paths = {
-                trial["enrol"]: trial.pop("enrol_path"),
-                trial["test"]: trial.pop("test_path"),
-            }
-            absent = set(paths) - available
-            if absent:
-                missing |= {paths[utterance] for utterance in absent}
-                n_dropped += 1
-            else:
-                kept.append(trial)
-        if missing:
-            first = ", ".join(sorted(missing)[:5])
-            message = (
-                f"{n_dropped} trial(s) name {len(missing)} utterance(s) "
-                f"missing from the corpus, e.g. {first}"
-            )
-            if not allow_missing:
-                raise ValueError(
-                    f"{path}: {message}. Check data_folder, or set "
-                    "allow_missing_trials=True to drop these trials."
-                )
-            problems.add(path, message + "; those trials dropped")
-        trials[split] = kept
+        trials[split] = trials_with_audio(
+            read_paper_trials(path), available, path, allow_missing, problems
+        )
     return speakers, trials
 
 
@@ -498,7 +456,7 @@ def prepare_vctk(
     options = {
         "data_folder": data_folder,
         "split_source": split_source,
-        "paper_lists": _lists_option(paper_lists)
+        "paper_lists": paper_lists_option(paper_lists or PAPER_LISTS_URL)
         if split_source == "paper"
         else None,
         "sample_rate": sample_rate,
@@ -522,7 +480,9 @@ def prepare_vctk(
     meta = _speaker_meta(data_folder, problems)
     lists_folder = None
     if split_source == "paper":
-        lists_folder = _paper_lists_folder(paper_lists, save_folder)
+        lists_folder = paper_lists_folder(
+            paper_lists or PAPER_LISTS_URL, save_folder, _paper_list_names()
+        )
     wanted = _wanted_speakers(
         audio_root, meta, lists_folder, excluded_speakers, problems
     )
