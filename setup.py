@@ -28,4 +28,7 @@ setup(
         "tqdm",
     ],
     extras_require={"dev": ["pytest>=7.4", "ruff>=0.12", "yamllint>=1.35"]},
+    entry_points={
+        "console_scripts": ["unipool-sv=unipool_lobes.cli:main"],
+    },
 )

@@ -66,3 +66,67 @@ def local_ssl_model(tmp_path_factory):
         return folders[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_vctk_run(tmp_path_factory):
+    """A VCTK recipe run trained for a few steps, on a mini corpus.
+
+    The recipe's ``train.py`` runs in a subprocess on a generated mini VCTK
+    corpus (24 speakers, 6 utterances each) with a tiny local wav2vec2,
+    with the demo's overrides (``recipes/VCTK/demo.py:demo_overrides``):
+    4 steps, validation every 2, batch 8, 1 s crops. The run folder holds
+    ``hyperparams.yaml``, ``save/CKPT+*`` (best validation EER),
+    ``save/label_encoder.txt``, ``data/`` (manifests, trials, 16 kHz
+    audio), ``scores.txt`` and ``results.json``.
+
+    Arguments
+    ---------
+    tmp_path_factory : pytest.TempPathFactory
+        pytest's session temporary folders.
+
+    Returns
+    -------
+    pathlib.Path
+        The run folder.
+    """
+    import importlib.util
+    import pathlib
+    import subprocess
+    import sys
+
+    from data_prep.mini_corpus import write_mini_vctk
+
+    recipe = pathlib.Path(__file__).resolve().parents[1] / "recipes" / "VCTK"
+    spec = importlib.util.spec_from_file_location(
+        "vctk_demo", recipe / "demo.py"
+    )
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+
+    root = tmp_path_factory.mktemp("trained_vctk_run")
+    corpus = write_mini_vctk(
+        str(root / "VCTK-mini"), n_speakers=24, utterances_per_speaker=6, seed=1
+    )
+    model = write_local_model(
+        root / "tiny-wav2vec2", family="wav2vec2", size="tiny", seed=1
+    )
+    run = root / "run"
+    overrides = demo.demo_overrides(corpus, model, str(run), 4, 2, batch_size=8)
+    training = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "hparams/unipool_vctk.yaml",
+            *overrides,
+            "--crop_seconds=1.0",
+        ],
+        cwd=recipe,
+        capture_output=True,
+        text=True,
+    )
+    if training.returncode != 0:
+        raise RuntimeError(
+            f"training the VCTK recipe failed:\n{training.stderr[-3000:]}"
+        )
+    return run

@@ -1,0 +1,644 @@
+"""The ``unipool-sv`` command: export, verify, embed and score.
+
+::
+
+    unipool-sv export RUN_FOLDER OUT_FOLDER
+    unipool-sv verify A.wav B.wav --model DIR
+    unipool-sv embed --model DIR --list files.txt --out emb.npy   (or a folder)
+    unipool-sv score --model DIR --trials trials.csv --manifest test.csv
+                     [--out FOLDER] [--norm s-norm --cohort train.csv]
+
+``--model`` is a pretrained folder or a training run folder (exported on
+the fly into ``<run>/pretrained``). ``score`` is also the cross-dataset
+evaluation: a model trained on one corpus scored on another corpus's
+trials and manifest; by default it writes ``scores.txt``,
+``results.json``, ``det.png`` and, for UniPool, ``layer_significance.png``
+into ``<model>/eval/<trials name>/``. Bad input (a missing or unreadable
+audio file, a too-short signal, a trial naming an unknown utterance) ends
+with a one-line message naming it and exit code 2.
+
+Authors
+ * unipool-sv developers 2026
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+import torch
+from transformers.utils import logging as hf_logging
+
+from data_prep.common import atomic_open, read_csv, write_text_atomic
+from data_prep.trials import (
+    basename_id,
+    read_trials,
+    voxceleb_id_to_path,
+    voxceleb_path_to_id,
+)
+from unipool_lobes.export import ensure_pretrained, export_pretrained
+from unipool_lobes.inference import CheckpointMismatchError, SpeakerVerifier
+from unipool_lobes.scoring import (
+    cosine_score_trials,
+    verification_results,
+    write_scores,
+)
+
+EXIT_BAD_INPUT = 2
+NORM_CHOICES = ("z-norm", "t-norm", "s-norm")
+
+
+class TrialError(ValueError):
+    """A trial list that does not fit the utterances available."""
+
+
+def read_file_list(path):
+    """Reads a list of audio files: ``path`` or ``id path`` per line.
+
+    Blank lines and lines starting with ``#`` are skipped. Without an id,
+    the file name without extension is the id. Relative paths are relative
+    to the list's folder.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The list file.
+
+    Returns
+    -------
+    ids : list of str
+        One id per file.
+    paths : list of str
+        The audio files.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the list is missing.
+    ValueError
+        On a line with more than two fields or a repeated id (the message
+        names the file and line).
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "list.txt").write_text("a/x.wav\\nspk1-y /d/y.flac\\n")
+    >>> ids, paths = read_file_list(folder / "list.txt")
+    >>> ids, paths[1]
+    (['x', 'spk1-y'], '/d/y.flac')
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"file list not found: {path}")
+    ids, paths, line_of = [], [], {}
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if len(fields) > 2:
+            raise ValueError(
+                f"{path}:{number}: expected 'path' or 'id path', got {line!r}"
+            )
+        audio = fields[-1]
+        utterance_id = fields[0] if len(fields) == 2 else _stem(audio)
+        if utterance_id in line_of:
+            raise ValueError(
+                f"{path}:{number}: id {utterance_id!r} already on line "
+                f"{line_of[utterance_id]}; give unique ids ('id path' lines)"
+            )
+        line_of[utterance_id] = number
+        ids.append(utterance_id)
+        paths.append(str(path.parent / audio))
+    if not ids:
+        raise ValueError(f"{path} lists no audio file")
+    return ids, paths
+
+
+def manifest_utterances(manifest, data_root=None):
+    """Reads the utterances of a SpeechBrain manifest CSV.
+
+    Arguments
+    ---------
+    manifest : str or os.PathLike
+        CSV with ``ID`` and ``wav`` columns, optionally ``start``/``stop``
+        in samples; ``$data_root`` in ``wav`` is replaced by ``data_root``.
+    data_root : str, optional
+        The value of ``$data_root``.
+
+    Returns
+    -------
+    dict
+        ``id -> (path, (start, stop) or None)``, in manifest order.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the manifest is missing.
+    ValueError
+        On missing columns, a repeated ID or an unset ``$data_root``.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "test.csv"
+    >>> _ = path.write_text("ID,wav,start,stop\\nu1,$data_root/u1.wav,0,800\\n")
+    >>> manifest_utterances(path, data_root="/corpus")
+    {'u1': ('/corpus/u1.wav', (0, 800))}
+    """
+    manifest = pathlib.Path(manifest)
+    if not manifest.is_file():
+        raise FileNotFoundError(f"manifest not found: {manifest}")
+    rows = read_csv(manifest)
+    if rows and not {"ID", "wav"} <= set(rows[0]):
+        raise ValueError(f"{manifest}: needs 'ID' and 'wav' columns")
+    table = {}
+    for number, row in enumerate(rows, start=2):
+        where = f"{manifest}:{number}"
+        if row["ID"] in table:
+            raise ValueError(f"{where}: ID {row['ID']!r} repeated")
+        wav = row["wav"]
+        if "$data_root" in wav:
+            if data_root is None:
+                raise ValueError(f"{where}: '$data_root' needs --data-root")
+            wav = wav.replace("$data_root", str(data_root))
+        segment = None
+        if row.get("start") not in (None, "") and row.get("stop"):
+            segment = (int(float(row["start"])), int(float(row["stop"])))
+        table[row["ID"]] = (wav, segment)
+    return table
+
+
+def audio_root_utterances(trials_path, audio_root):
+    """Maps the utterance ids of a trial list to files under a root folder.
+
+    VoxCeleb text lists (``label a.wav b.wav``) and the UniPool authors'
+    lists (``LABEL,SAMPLE1,SAMPLE2``) name paths: they are taken relative
+    to ``audio_root``. Our CSV lists name ids: ``a--b--c`` is looked up as
+    ``audio_root/a/b/c.wav``.
+
+    Arguments
+    ---------
+    trials_path : str or os.PathLike
+        The trial list.
+    audio_root : str or os.PathLike
+        The folder the trial paths are relative to.
+
+    Returns
+    -------
+    dict
+        ``id -> (path, None)`` with the ids ``read_trials`` gives.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "veri.txt"
+    >>> _ = path.write_text("1 id1/v/00001.wav id1/w/00003.wav\\n")
+    >>> audio_root_utterances(path, "/vox1")["id1--w--00003"]
+    ('/vox1/id1/w/00003.wav', None)
+    """
+    root = pathlib.Path(audio_root)
+    with open(trials_path, encoding="utf-8") as source:
+        lines = source.read().splitlines()
+    first = lines[0].strip() if lines else ""
+    header = set(first.split(","))
+    table = {}
+    if "," not in first:
+        for line in lines:
+            for relative in line.split()[1:3]:
+                table[voxceleb_path_to_id(relative)] = (
+                    str(root / relative),
+                    None,
+                )
+    elif {"LABEL", "SAMPLE1", "SAMPLE2"} <= header:
+        for row in read_csv(trials_path):
+            for relative in (row["SAMPLE1"], row["SAMPLE2"]):
+                table[basename_id(relative)] = (str(root / relative), None)
+    else:
+        trials = read_trials(trials_path)
+        for utterance_id in trials["enrol"] + trials["test"]:
+            relative = voxceleb_id_to_path(utterance_id)
+            table[utterance_id] = (str(root / relative), None)
+    return table
+
+
+def check_trial_utterances(trials, utterances, trials_path, where):
+    """Raises TrialError for the first trial naming an unknown utterance.
+
+    Arguments
+    ---------
+    trials : dict
+        ``enrol``, ``test`` and ``label`` lists (``read_trials``).
+    utterances : dict
+        The known utterance ids.
+    trials_path : str
+        The trial list, for the message.
+    where : str
+        Where the utterances come from, for the message.
+
+    Raises
+    ------
+    TrialError
+        Naming the trial list, the trial number and the utterance.
+
+    Example
+    -------
+    >>> trials = {"enrol": ["a", "a"], "test": ["b", "z"], "label": [1, 0]}
+    >>> try:
+    ...     check_trial_utterances(trials, {"a": 0, "b": 0}, "t.csv", "m.csv")
+    ... except TrialError as error:
+    ...     print(error)
+    t.csv: trial 2 (a z) names utterance 'z', which is not in m.csv
+    """
+    for number, pair in enumerate(
+        zip(trials["enrol"], trials["test"], strict=True), start=1
+    ):
+        for utterance_id in pair:
+            if utterance_id not in utterances:
+                raise TrialError(
+                    f"{trials_path}: trial {number} ({pair[0]} {pair[1]}) "
+                    f"names utterance {utterance_id!r}, which is not in "
+                    f"{where}"
+                )
+
+
+def build_parser():
+    """The argument parser of ``unipool-sv``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        With the ``export``, ``verify``, ``embed`` and ``score`` commands.
+
+    Example
+    -------
+    >>> args = build_parser().parse_args(["verify", "a.wav", "b.wav",
+    ...                                   "--model", "m"])
+    >>> args.command, args.model, args.threshold
+    ('verify', 'm', None)
+    """
+    parser = argparse.ArgumentParser(
+        prog="unipool-sv",
+        description="Speaker verification with exported unipool-sv models.",
+    )
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="show the full traceback of an input error",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    export = commands.add_parser(
+        "export", help="export a training run as a pretrained folder"
+    )
+    export.add_argument("run_folder")
+    export.add_argument("out_folder")
+    export.add_argument("--overwrite", action="store_true")
+    export.add_argument(
+        "--no-classifier",
+        action="store_true",
+        help="leave out the speaker classifier and label encoder",
+    )
+
+    verify = commands.add_parser("verify", help="verify two audio files")
+    verify.add_argument("audio1")
+    verify.add_argument("audio2")
+    verify.add_argument(
+        "--threshold",
+        type=float,
+        help="decision threshold (default: the model's calibrated one)",
+    )
+    _model_options(verify)
+
+    embed = commands.add_parser("embed", help="embed a list of audio files")
+    embed.add_argument(
+        "--list",
+        required=True,
+        dest="file_list",
+        help="text file: 'path' or 'id path' per line",
+    )
+    embed.add_argument(
+        "--out",
+        required=True,
+        help="X.npy ([N, E], ids in X_ids.txt) or a folder (one .npy each)",
+    )
+    _model_options(embed)
+
+    score = commands.add_parser(
+        "score", help="score a trial list (also across corpora)"
+    )
+    score.add_argument(
+        "--trials",
+        required=True,
+        help="trial list: enrol,test,label CSV, VoxCeleb text or the "
+        "UniPool authors' LABEL,SAMPLE1,SAMPLE2 CSV",
+    )
+    source = score.add_mutually_exclusive_group(required=True)
+    source.add_argument("--manifest", help="manifest CSV of the utterances")
+    source.add_argument(
+        "--audio-root", help="folder the trial list's paths are relative to"
+    )
+    score.add_argument("--data-root", help="value of $data_root in CSVs")
+    score.add_argument(
+        "--out", help="output folder (default <model>/eval/<trials name>)"
+    )
+    score.add_argument(
+        "--norm", choices=NORM_CHOICES, help="cohort score normalisation"
+    )
+    score.add_argument("--cohort", help="manifest CSV of the cohort")
+    score.add_argument(
+        "--top-k",
+        type=int,
+        default=300,
+        help="highest cohort scores kept per utterance (default 300)",
+    )
+    score.add_argument(
+        "--no-plots", action="store_true", help="skip the PNG plots"
+    )
+    _model_options(score)
+    return parser
+
+
+def main(argv=None):
+    """Runs ``unipool-sv``.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        The arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 2 for bad input (message on stderr).
+
+    Example
+    -------
+    >>> main(["verify", "a.wav", "b.wav", "--model", "no/such/model"])
+    2
+    """
+    args = build_parser().parse_args(argv)
+    commands = {
+        "export": run_export,
+        "verify": run_verify,
+        "embed": run_embed,
+        "score": run_score,
+    }
+    try:
+        commands[args.command](args)
+    except (OSError, ValueError, KeyError, CheckpointMismatchError) as error:
+        if args.traceback:
+            raise
+        message = error.args[0] if isinstance(error, KeyError) else error
+        print(f"unipool-sv: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def run_export(args):
+    """``unipool-sv export``: writes the pretrained folder.
+
+    Arguments
+    ---------
+    args : argparse.Namespace
+        Parsed arguments.
+    """
+    out = export_pretrained(
+        args.run_folder,
+        args.out_folder,
+        include_classifier=not args.no_classifier,
+        overwrite=args.overwrite,
+    )
+    print(out)
+
+
+def run_verify(args):
+    """``unipool-sv verify``: prints the score and the decision.
+
+    Arguments
+    ---------
+    args : argparse.Namespace
+        Parsed arguments.
+    """
+    verifier = load_verifier(args)
+    score, decision = verifier.verify_files(
+        args.audio1, args.audio2, threshold=args.threshold
+    )
+    threshold = verifier._decision_threshold(args.threshold)
+    verdict = "same speaker" if bool(decision) else "different speakers"
+    print(f"score: {float(score):.6f}")
+    print(f"decision: {verdict} (threshold {threshold:.6f})")
+
+
+def run_embed(args):
+    """``unipool-sv embed``: writes ids and embeddings.
+
+    Arguments
+    ---------
+    args : argparse.Namespace
+        Parsed arguments.
+    """
+    ids, paths = read_file_list(args.file_list)
+    verifier = load_verifier(args)
+    embeddings = verifier.encode_files(
+        paths, batch_size=args.batch_size, progress=not args.no_progress
+    ).numpy()
+    out = pathlib.Path(args.out)
+    if out.suffix == ".npy":
+        with atomic_open(out, "wb") as target:
+            np.save(target, embeddings)
+        ids_file = out.with_name(out.stem + "_ids.txt")
+        write_text_atomic(ids_file, "".join(f"{i}\n" for i in ids))
+        print(f"{len(ids)} embeddings of size {embeddings.shape[1]}: {out}")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for utterance_id, embedding in zip(ids, embeddings, strict=True):
+        name = utterance_id.replace("/", "--") + ".npy"
+        with atomic_open(out / name, "wb") as target:
+            np.save(target, embedding)
+    print(f"{len(ids)} embeddings of size {embeddings.shape[1]} in {out}/")
+
+
+def run_score(args):
+    """``unipool-sv score``: scores, metrics and plots of a trial list.
+
+    Arguments
+    ---------
+    args : argparse.Namespace
+        Parsed arguments.
+    """
+    if args.norm and not args.cohort:
+        raise ValueError(f"--norm {args.norm} needs --cohort")
+    if args.cohort and not args.norm:
+        raise ValueError("--cohort needs --norm (z-norm, t-norm or s-norm)")
+    trials_path = pathlib.Path(args.trials)
+    if not trials_path.is_file():
+        raise FileNotFoundError(f"trial list not found: {trials_path}")
+    trials = read_trials(trials_path)
+    if args.manifest:
+        utterances = manifest_utterances(args.manifest, args.data_root)
+        where = args.manifest
+    else:
+        utterances = audio_root_utterances(trials_path, args.audio_root)
+        where = f"--audio-root {args.audio_root}"
+    check_trial_utterances(trials, utterances, str(trials_path), where)
+    needed = set(trials["enrol"]) | set(trials["test"])
+    ids = [
+        utterance_id for utterance_id in utterances if utterance_id in needed
+    ]
+
+    out = pathlib.Path(args.out) if args.out else _default_out(args)
+    verifier = load_verifier(args)
+    backend = verifier.mods.embedding_model
+    with_layers = not args.no_plots and hasattr(backend, "keeping_attention")
+    encoded = verifier.encode_files(
+        [utterances[i][0] for i in ids],
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+        segments=[utterances[i][1] for i in ids],
+        return_layer_weights=with_layers,
+    )
+    embeddings, layer_weights = encoded if with_layers else (encoded, None)
+    scores = cosine_score_trials(
+        embeddings, ids, trials["enrol"], trials["test"]
+    )
+    if args.norm:
+        scores = _normalised_scores(
+            args, verifier, embeddings, ids, trials, scores
+        )
+
+    results = verification_results(trials["label"], scores)
+    results.update(
+        model=str(pathlib.Path(args.model).resolve()),
+        model_name=getattr(verifier.hparams, "model_name", None),
+        trained_on=getattr(verifier.hparams, "corpus_name", None),
+        trials=str(trials_path.resolve()),
+        utterances=str(pathlib.Path(where).resolve())
+        if args.manifest
+        else str(pathlib.Path(args.audio_root).resolve()),
+        n_utterances=len(ids),
+        norm=args.norm,
+        top_k=args.top_k if args.norm else None,
+        cohort=str(pathlib.Path(args.cohort).resolve())
+        if args.cohort
+        else None,
+    )
+    if not args.norm and verifier.threshold is not None:
+        results["calibrated_threshold"] = _rates_at(
+            trials["label"], scores, verifier.threshold
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    write_scores(
+        out / "scores.txt",
+        trials["enrol"],
+        trials["test"],
+        trials["label"],
+        scores.tolist(),
+    )
+    write_text_atomic(
+        out / "results.json", json.dumps(results, indent=2) + "\n"
+    )
+    if not args.no_plots:
+        _write_plots(out, trials, scores, layer_weights, backend, trials_path)
+    print(
+        f"EER {results['EER_percent']:.2f} %  minDCF {results['minDCF']:.4f}  "
+        f"({results['n_trials']} trials, {len(ids)} utterances) -> {out}"
+    )
+
+
+def load_verifier(args):
+    """Loads the model of ``--model`` (a run folder is exported first).
+
+    Arguments
+    ---------
+    args : argparse.Namespace
+        With ``model`` and ``device``.
+
+    Returns
+    -------
+    SpeakerVerifier
+        The loaded interface.
+    """
+    folder = ensure_pretrained(args.model)
+    if getattr(args, "no_progress", False):
+        hf_logging.disable_progress_bar()
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return SpeakerVerifier.from_hparams(folder, run_opts={"device": device})
+
+
+# ------------------------------------------------------------------ helpers
+def _model_options(parser):
+    """Adds the options shared by the commands that load a model."""
+    parser.add_argument(
+        "--model", required=True, help="pretrained folder or training run"
+    )
+    parser.add_argument("--device", help="cpu, cuda, cuda:1... (default: auto)")
+    parser.add_argument(
+        "--batch-size", type=int, default=16, help="files per batch"
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bars"
+    )
+
+
+def _default_out(args):
+    """``<model>/eval/<trials name>[_<norm>]``."""
+    name = pathlib.Path(args.trials).stem
+    if args.norm:
+        name += f"_{args.norm}"
+    return pathlib.Path(args.model) / "eval" / name
+
+
+def _normalised_scores(args, verifier, embeddings, ids, trials, scores):
+    """Cohort-normalised scores (``unipool_lobes.score_norm``)."""
+    from unipool_lobes.score_norm import ScoreNormalizer
+
+    cohort = manifest_utterances(args.cohort, args.data_root)
+    cohort_embeddings = verifier.encode_files(
+        [path for path, _ in cohort.values()],
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+        segments=[segment for _, segment in cohort.values()],
+    )
+    normalizer = ScoreNormalizer(cohort_embeddings, args.top_k, args.norm)
+    return normalizer(
+        embeddings, ids, trials["enrol"], trials["test"], raw_scores=scores
+    )
+
+
+def _rates_at(labels, scores, threshold):
+    """False-acceptance and false-rejection rates at a threshold."""
+    labels = torch.as_tensor(labels).bool()
+    accepted = torch.as_tensor(scores) > threshold
+    return {
+        "value": float(threshold),
+        "FAR": float(accepted[~labels].float().mean()),
+        "FRR": float((~accepted[labels]).float().mean()),
+    }
+
+
+def _write_plots(out, trials, scores, layer_weights, backend, trials_path):
+    """The DET plot and, for UniPool, the layer-significance plot."""
+    from unipool_lobes.plots import plot_det, plot_layer_significance
+
+    plot_det(
+        trials["label"],
+        scores,
+        out / "det.png",
+        title=f"DET: {trials_path.name}",
+    )
+    if layer_weights is not None:
+        layers = getattr(backend, "layers", None)
+        names = [str(layer) for layer in layers] if layers else None
+        plot_layer_significance(
+            layer_weights,
+            out / "layer_significance.png",
+            layer_names=names,
+            title=f"Layer significance: {trials_path.name}",
+        )
+
+
+def _stem(path):
+    """File name without its extension."""
+    return pathlib.PurePath(path).stem

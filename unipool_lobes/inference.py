@@ -1,0 +1,707 @@
+"""Pretrained speaker-verification interface for SSL front-end models.
+
+``SpeakerVerifier`` is SpeechBrain's ``SpeakerRecognition`` with the fixes
+an SSL model needs (see spec notes on ``speechbrain.inference.speaker``):
+
+* the waveform lengths reach the front-end (``front_end(wavs, wav_lens)``
+  then ``embedding_model(feats, feat_lens)``), so an utterance gets the same
+  embedding alone or in a padded batch;
+* the default decision threshold is the calibrated one of the model folder
+  (the EER threshold on the validation trials), not a fixed 0.25;
+* checkpoints load strictly: missing, unexpected or misshaped keys are an
+  error that names them (SpeechBrain's ``Pretrainer`` only logs them);
+* ``from_hparams`` reads a local folder in place and never looks a name up
+  on the hub;
+* files of any sample rate and channel count are resampled and down-mixed,
+  and a missing, unreadable, empty or too-short file is a clear error.
+
+It adds ``verify_embeddings`` (scoring precomputed embeddings, SpeechBrain
+issue #772) and ``encode_files`` (many files, batched by length).
+
+Authors
+ * unipool-sv developers 2026
+"""
+
+import os
+import pathlib
+
+import torch
+import torch.nn.functional as F
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.dataio import audio_io
+from speechbrain.dataio.preprocess import AudioNormalizer
+from speechbrain.inference.speaker import SpeakerRecognition
+from tqdm import tqdm
+
+
+class AudioInputError(ValueError):
+    """An audio input that cannot be used: unreadable, empty or too short."""
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint whose keys or shapes do not fit the module's."""
+
+
+def load_state_dict_strict(module, path):
+    """Loads a ``.ckpt`` state dict into ``module``, all keys or an error.
+
+    Usable as a ``Pretrainer`` custom hook (``hook(obj, path)``).
+
+    Arguments
+    ---------
+    module : torch.nn.Module
+        The module to fill.
+    path : str or os.PathLike
+        A state dict saved with ``torch.save``.
+
+    Raises
+    ------
+    CheckpointMismatchError
+        If keys are missing or unexpected, or shapes differ; the message
+        names the file, the module class and the keys.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "linear.ckpt")
+    >>> torch.save(torch.nn.Linear(3, 2).state_dict(), path)
+    >>> load_state_dict_strict(torch.nn.Linear(3, 2), path)
+    >>> try:
+    ...     load_state_dict_strict(torch.nn.Linear(4, 2), path)
+    ... except CheckpointMismatchError as error:
+    ...     print(str(error).split(" does not fit ")[1])
+    Linear: shape mismatches: weight (checkpoint [2, 3], model [2, 4])
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    expected = module.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    misshaped = [
+        f"{key} (checkpoint {list(state[key].shape)}, model "
+        f"{list(expected[key].shape)})"
+        for key in expected
+        if key in state and state[key].shape != expected[key].shape
+    ]
+    if missing or unexpected or misshaped:
+        problems = []
+        for name, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", misshaped),
+        ):
+            if keys:
+                shown = ", ".join(keys[:10])
+                more = f" and {len(keys) - 10} more" if len(keys) > 10 else ""
+                problems.append(f"{name}: {shown}{more}")
+        raise CheckpointMismatchError(
+            f"{path} does not fit {type(module).__name__}: "
+            + "; ".join(problems)
+        )
+    module.load_state_dict(state, strict=True)
+
+
+def minimum_input_samples(front_end):
+    """The fewest samples for which a front-end gives one frame.
+
+    For a wav2vec2-style model it is the receptive field of its CNN
+    feature encoder, from the config's ``conv_kernel`` and ``conv_stride``
+    (400 samples, 25 ms at 16 kHz, for wav2vec 2.0, HuBERT and WavLM). A
+    front-end may state its own with a ``minimum_samples`` attribute;
+    otherwise 1.
+
+    Arguments
+    ---------
+    front_end : torch.nn.Module
+        The front-end (e.g. ``MultiLayerSSL``).
+
+    Returns
+    -------
+    int
+        The minimum number of samples.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from unipool_lobes.local_models import write_local_model
+    >>> from unipool_lobes.ssl import MultiLayerSSL
+    >>> ssl = MultiLayerSSL(write_local_model(tempfile.mkdtemp()))
+    >>> minimum_input_samples(ssl)
+    400
+    >>> int(ssl.frame_lengths(399)), int(ssl.frame_lengths(400))
+    (0, 1)
+    """
+    stated = getattr(front_end, "minimum_samples", None)
+    if stated is not None:
+        return int(stated)
+    config = getattr(getattr(front_end, "model", None), "config", None)
+    kernels = getattr(config, "conv_kernel", None)
+    strides = getattr(config, "conv_stride", None)
+    if not kernels or not strides:
+        return 1
+    field, jump = 1, 1
+    for kernel, stride in zip(kernels, strides, strict=True):
+        field += (kernel - 1) * jump
+        jump *= stride
+    return field
+
+
+class SpeakerVerifier(SpeakerRecognition):
+    """Speaker verification with a multi-layer SSL model and a backend.
+
+    Modules (``modules`` of the yaml): ``front_end`` (waveforms and relative
+    lengths to features and relative lengths), ``embedding_model``
+    (features and lengths to ``[B, 1, E]``) and, optionally,
+    ``classifier``. Hyperparameters used: ``threshold`` (calibrated cosine
+    threshold), ``sample_rate``, ``audio_normalizer``, ``label_encoder``.
+
+    Load an exported folder with ``SpeakerVerifier.from_hparams(source=
+    folder)``; or build one from modules, as below.
+
+    Arguments
+    ---------
+    *args : tuple
+        Passed to ``speechbrain.inference.interfaces.Pretrained``
+        (``modules``, ``hparams``, ``run_opts``, ``freeze_params``).
+    **kwargs : dict
+        Passed to ``Pretrained`` as well.
+
+    Raises
+    ------
+    ValueError
+        If ``front_end`` or ``embedding_model`` is missing.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from unipool_lobes.local_models import write_local_model
+    >>> from unipool_lobes.ssl import MultiLayerSSL
+    >>> from unipool_lobes.unipool import UniPool
+    >>> model_folder = write_local_model(tempfile.mkdtemp())
+    >>> verifier = SpeakerVerifier(
+    ...     modules={
+    ...         "front_end": MultiLayerSSL(model_folder),
+    ...         "embedding_model": UniPool(32, 2, conv_channels=8),
+    ...     },
+    ...     hparams={"threshold": 0.5},
+    ...     run_opts={"device": "cpu"},
+    ... )
+    >>> wavs = torch.randn(2, 16000)
+    >>> verifier.encode_batch(wavs, torch.tensor([1.0, 0.5])).shape
+    torch.Size([2, 1, 192])
+    >>> score, decision = verifier.verify_batch(wavs[:1], wavs[1:])
+    >>> score.shape, decision.dtype
+    (torch.Size([1, 1]), torch.bool)
+    """
+
+    MODULES_NEEDED = ["front_end", "embedding_model"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        missing = [
+            name for name in self.MODULES_NEEDED if name not in self.mods
+        ]
+        if missing:
+            raise ValueError(
+                f"SpeakerVerifier needs the modules {self.MODULES_NEEDED}; "
+                f"the hyperparams' 'modules' lack {missing}"
+            )
+        rate = getattr(self.hparams, "sample_rate", None)
+        if rate is not None and not hasattr(self.hparams, "audio_normalizer"):
+            self.audio_normalizer = AudioNormalizer(sample_rate=int(rate))
+        self.sample_rate = int(self.audio_normalizer.sample_rate)
+        model_rate = getattr(self.mods.front_end, "sample_rate", None)
+        if model_rate is not None and int(model_rate) != self.sample_rate:
+            raise ValueError(
+                f"the audio normalizer resamples to {self.sample_rate} Hz but "
+                f"the front-end expects {model_rate} Hz"
+            )
+        self.min_samples = minimum_input_samples(self.mods.front_end)
+
+    @classmethod
+    def from_hparams(
+        cls,
+        source,
+        hparams_file="hyperparams.yaml",
+        overrides=None,
+        savedir=None,
+        **kwargs,
+    ):
+        """Loads a pretrained folder in place, offline, strictly.
+
+        Every ``torch.nn.Module`` loadable of the yaml's ``pretrainer``
+        (``<name>.ckpt`` in the folder unless the yaml gives a path) is
+        loaded with :func:`load_state_dict_strict`; ``label_encoder.txt``,
+        when present, fills the ``label_encoder``.
+
+        Arguments
+        ---------
+        source : str or os.PathLike
+            The pretrained folder (never a hub id).
+        hparams_file : str
+            The yaml file in the folder.
+        overrides : dict, optional
+            Overrides for the yaml.
+        savedir : None
+            Unused: the files are read in place (kept for SpeechBrain's
+            signature).
+        **kwargs : dict
+            Passed to the constructor (e.g. ``run_opts={"device": "cuda"}``).
+
+        Returns
+        -------
+        SpeakerVerifier
+            The loaded interface, in eval mode, parameters frozen.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the folder, its yaml or a checkpoint file is missing.
+        CheckpointMismatchError
+            If a checkpoint does not fit its module.
+        ValueError
+            If the yaml has no ``pretrainer``.
+        """
+        folder = pathlib.Path(os.path.expanduser(os.fspath(source)))
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"pretrained model folder not found: {source}"
+            )
+        hparams_path = folder / hparams_file
+        if not hparams_path.is_file():
+            raise FileNotFoundError(f"no {hparams_file} in {folder}")
+        with open(hparams_path, encoding="utf-8") as fin:
+            hparams = load_hyperpyyaml(fin, overrides or {})
+        pretrainer = hparams.get("pretrainer")
+        if pretrainer is None:
+            raise ValueError(f"{hparams_path} has no 'pretrainer' entry")
+        for name, loadable in pretrainer.loadables.items():
+            if name not in pretrainer.paths:
+                checkpoint = folder / f"{name}.ckpt"
+                if not checkpoint.is_file():
+                    raise FileNotFoundError(
+                        f"{checkpoint} not found (loadable {name!r} of "
+                        f"{hparams_path})"
+                    )
+                pretrainer.add_paths({name: str(checkpoint)})
+            if isinstance(loadable, torch.nn.Module):
+                pretrainer.custom_hooks.setdefault(name, load_state_dict_strict)
+        pretrainer.set_collect_in(None)
+        pretrainer.collect_files(default_source=str(folder))
+        pretrainer.load_collected()
+        label_file = folder / "label_encoder.txt"
+        label_encoder = hparams.get("label_encoder")
+        if label_file.is_file() and label_encoder is not None:
+            label_encoder.load(label_file)
+            _check_label_count(label_encoder, hparams["modules"], label_file)
+        hparams["savedir"] = str(folder)
+        return cls(modules=hparams["modules"], hparams=hparams, **kwargs)
+
+    @property
+    def threshold(self):
+        """The calibrated threshold of the model folder (None if absent)."""
+        return getattr(self.hparams, "threshold", None)
+
+    def encode_batch(self, wavs, wav_lens=None, normalize=False):
+        """Embeds a batch of waveforms; the lengths reach the front-end.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[B, S]`` waveforms at ``sample_rate``, zero-padded, or one
+            ``[S]`` waveform.
+        wav_lens : torch.Tensor, optional
+            ``[B]`` lengths relative to ``S``; None means all full.
+        normalize : bool
+            Return unit-length (L2-normalised) embeddings. These models have
+            no embedding normaliser (SpeechBrain's ``mean_var_norm_emb``).
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, 1, E]`` float32 embeddings.
+
+        Raises
+        ------
+        AudioInputError
+            If a waveform is empty or shorter than ``min_samples``.
+        """
+        wavs, wav_lens = self._as_batch(wavs, wav_lens)
+        embeddings, _ = self._embed(wavs, wav_lens)
+        if normalize:
+            embeddings = F.normalize(embeddings, dim=-1)
+        return embeddings
+
+    def verify_batch(
+        self, wavs1, wavs2, wav1_lens=None, wav2_lens=None, threshold=None
+    ):
+        """Scores pairs of waveforms by the cosine of their embeddings.
+
+        Arguments
+        ---------
+        wavs1 : torch.Tensor
+            ``[B, S1]`` first waveforms (or one ``[S1]``).
+        wavs2 : torch.Tensor
+            ``[B, S2]`` second waveforms (or one ``[S2]``).
+        wav1_lens : torch.Tensor, optional
+            ``[B]`` relative lengths of ``wavs1``.
+        wav2_lens : torch.Tensor, optional
+            ``[B]`` relative lengths of ``wavs2``.
+        threshold : float, optional
+            Decision threshold; default the calibrated one.
+
+        Returns
+        -------
+        score : torch.Tensor
+            ``[B, 1]`` cosine scores.
+        decision : torch.Tensor
+            ``[B, 1]`` True where ``score > threshold`` (same speaker).
+        """
+        embeddings1 = self.encode_batch(wavs1, wav1_lens)
+        embeddings2 = self.encode_batch(wavs2, wav2_lens)
+        return self.verify_embeddings(embeddings1, embeddings2, threshold)
+
+    def verify_embeddings(self, embeddings1, embeddings2, threshold=None):
+        """Scores pairs of precomputed embeddings (SpeechBrain issue #772).
+
+        Arguments
+        ---------
+        embeddings1 : torch.Tensor or numpy.ndarray
+            ``[..., E]`` embeddings (e.g. ``[B, 1, E]`` or ``[E]``).
+        embeddings2 : torch.Tensor or numpy.ndarray
+            Embeddings of the same (or a broadcastable) shape.
+        threshold : float, optional
+            Decision threshold; default the calibrated one.
+
+        Returns
+        -------
+        score : torch.Tensor
+            Cosine scores over the last axis.
+        decision : torch.Tensor
+            True where ``score > threshold``.
+
+        Raises
+        ------
+        ValueError
+            If no threshold is given and the model has none.
+        """
+        threshold = self._decision_threshold(threshold)
+        embeddings1 = torch.as_tensor(embeddings1, device=self.device).float()
+        embeddings2 = torch.as_tensor(embeddings2, device=self.device).float()
+        score = self.similarity(embeddings1, embeddings2)
+        return score, score > threshold
+
+    def verify_files(self, path_x, path_y, threshold=None):
+        """Verifies two audio files (any sample rate and channel count).
+
+        Arguments
+        ---------
+        path_x : str or os.PathLike
+            First audio file.
+        path_y : str or os.PathLike
+            Second audio file.
+        threshold : float, optional
+            Decision threshold; default the calibrated one.
+
+        Returns
+        -------
+        score : torch.Tensor
+            ``[1]`` cosine score.
+        decision : torch.Tensor
+            ``[1]`` True for the same speaker.
+
+        Raises
+        ------
+        FileNotFoundError
+            If a file is missing.
+        AudioInputError
+            If a file is unreadable, empty or too short.
+        """
+        signal_x = self.load_audio(path_x)
+        signal_y = self.load_audio(path_y)
+        score, decision = self.verify_batch(
+            signal_x.unsqueeze(0), signal_y.unsqueeze(0), threshold=threshold
+        )
+        return score[0], decision[0]
+
+    def load_audio(self, path, savedir=None):
+        """Reads a local audio file as a mono waveform at ``sample_rate``.
+
+        Arguments
+        ---------
+        path : str or os.PathLike
+            A local audio file (no URL, no hub path).
+        savedir : None
+            Unused; kept for SpeechBrain's signature.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[S]`` waveform on the interface's device.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file is missing.
+        AudioInputError
+            If it is unreadable, empty or too short.
+        """
+        return self.read_audio(path).to(self.device)
+
+    def read_audio(self, path, segment=None):
+        """Reads (part of) an audio file as a mono CPU waveform, checked.
+
+        Arguments
+        ---------
+        path : str or os.PathLike
+            A local audio file.
+        segment : tuple of int, optional
+            ``(start, stop)`` in samples of the file's own rate.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[S]`` float32 waveform at ``sample_rate``.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file is missing.
+        AudioInputError
+            If it is unreadable, empty or too short.
+        """
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"audio file not found: {path}")
+        options = {}
+        if segment is not None:
+            start, stop = (int(value) for value in segment)
+            options = {"frame_offset": start, "num_frames": stop - start}
+        try:
+            signal, rate = audio_io.load(path, channels_first=False, **options)
+        except Exception as error:
+            raise AudioInputError(
+                f"cannot read audio file {path}: {error}"
+            ) from error
+        signal = self.audio_normalizer(signal.float(), rate)
+        if signal.dim() != 1:
+            signal = signal.reshape(signal.shape[0], -1).mean(dim=1)
+        self._check_length(signal.shape[0], path)
+        return signal
+
+    def encode_files(
+        self,
+        paths,
+        batch_size=16,
+        progress=True,
+        segments=None,
+        return_layer_weights=False,
+    ):
+        """Embeds many files, in batches of similar length.
+
+        Files are sorted by duration (shortest first, as SpeechBrain's
+        evaluation sets), padded per batch, and their lengths passed to the
+        model; the embeddings come back in the input order.
+
+        Arguments
+        ---------
+        paths : list of str or os.PathLike
+            Local audio files.
+        batch_size : int
+            Files per batch.
+        progress : bool
+            Show a tqdm progress bar (on stderr).
+        segments : list of tuple, optional
+            One ``(start, stop)`` sample range per file (manifest rows), or
+            None for whole files.
+        return_layer_weights : bool
+            Also return each file's layer significance (needs a backend
+            with ``keeping_attention``, such as UniPool): its
+            ``layer_attention_weights`` averaged over heads and valid frames.
+
+        Returns
+        -------
+        embeddings : torch.Tensor
+            ``[N, E]`` float32 embeddings on the CPU.
+        layer_weights : torch.Tensor
+            ``[N, L]``, only with ``return_layer_weights``.
+
+        Raises
+        ------
+        FileNotFoundError
+            If a file is missing.
+        AudioInputError
+            If a file is unreadable, empty or too short.
+        ValueError
+            For an empty list, mismatched segments, or layer weights asked of
+            a backend without them.
+        """
+        paths = [os.fspath(path) for path in paths]
+        if not paths:
+            raise ValueError("encode_files got no files")
+        if segments is not None and len(segments) != len(paths):
+            raise ValueError(f"{len(segments)} segments for {len(paths)} files")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        backend = self.mods.embedding_model
+        if return_layer_weights and not hasattr(backend, "keeping_attention"):
+            raise ValueError(
+                f"{type(backend).__name__} has no layer attention weights"
+            )
+        segments = segments or [None] * len(paths)
+        durations = [
+            self._duration(path, segment)
+            for path, segment in zip(paths, segments, strict=True)
+        ]
+        order = sorted(range(len(paths)), key=durations.__getitem__)
+        embeddings, layer_weights = None, None
+        with tqdm(
+            total=len(paths),
+            unit="file",
+            desc="embedding",
+            disable=not progress,
+        ) as bar:
+            for first in range(0, len(order), batch_size):
+                rows = order[first : first + batch_size]
+                signals = [self.read_audio(paths[i], segments[i]) for i in rows]
+                wavs, wav_lens = pad_waveforms(signals)
+                batch_embeddings, batch_weights = self._embed(
+                    wavs, wav_lens, return_layer_weights
+                )
+                batch_embeddings = batch_embeddings.squeeze(1).cpu()
+                if embeddings is None:
+                    embeddings = batch_embeddings.new_empty(
+                        len(paths), batch_embeddings.shape[-1]
+                    )
+                embeddings[rows] = batch_embeddings
+                if return_layer_weights:
+                    if layer_weights is None:
+                        layer_weights = batch_weights.new_empty(
+                            len(paths), batch_weights.shape[-1]
+                        )
+                    layer_weights[rows] = batch_weights
+                bar.update(len(rows))
+        if return_layer_weights:
+            return embeddings, layer_weights
+        return embeddings
+
+    # ---------------------------------------------------------------- helpers
+    def _embed(self, wavs, wav_lens, keep_layer_weights=False):
+        """Front-end then backend; optionally per-utterance layer weights."""
+        for row, length in enumerate(_sample_counts(wavs, wav_lens).tolist()):
+            self._check_length(length, f"utterance {row} of the batch")
+        wavs = wavs.to(self.device).float()
+        wav_lens = wav_lens.to(self.device)
+        backend = self.mods.embedding_model
+        with torch.no_grad(), self.inference_ctx:
+            feats, feat_lens = self.mods.front_end(wavs, wav_lens)
+            if not keep_layer_weights:
+                return backend(feats, feat_lens).float(), None
+            with backend.keeping_attention():
+                embeddings = backend(feats, feat_lens).float()
+                attention = backend.layer_attention_weights.float()
+        # [B, H, L, T], zero at padded frames: mean over heads and valid frames
+        frames = torch.round(feat_lens.float() * attention.shape[-1]).clamp(
+            min=1
+        )
+        weights = attention.mean(dim=1).sum(dim=-1) / frames.unsqueeze(1)
+        return embeddings, weights.cpu()
+
+    def _as_batch(self, wavs, wav_lens):
+        """Makes ``[B, S]`` waveforms and ``[B]`` relative lengths."""
+        wavs = torch.as_tensor(wavs)
+        if wavs.dim() == 1:
+            wavs = wavs.unsqueeze(0)
+        if wavs.dim() != 2:
+            raise ValueError(
+                f"wavs must be [batch, samples] or [samples], got shape "
+                f"{tuple(wavs.shape)}"
+            )
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0])
+        return wavs, torch.as_tensor(wav_lens, dtype=torch.float32)
+
+    def _check_length(self, n_samples, where):
+        """Raises AudioInputError for an empty or too-short signal."""
+        if n_samples == 0:
+            raise AudioInputError(f"{where}: the signal is empty")
+        if n_samples < self.min_samples:
+            raise AudioInputError(
+                f"{where}: {n_samples} samples at {self.sample_rate} Hz is too "
+                f"short; the model needs at least {self.min_samples} samples "
+                f"({1000 * self.min_samples / self.sample_rate:g} ms), the "
+                "receptive field of one frame of its front-end"
+            )
+
+    def _duration(self, path, segment):
+        """Duration in seconds of a file or segment (header only)."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"audio file not found: {path}")
+        try:
+            info = audio_io.info(path)
+        except Exception as error:
+            raise AudioInputError(
+                f"cannot read audio file {path}: {error}"
+            ) from error
+        frames = info.frames
+        if segment is not None:
+            frames = int(segment[1]) - int(segment[0])
+        return frames / info.sample_rate
+
+    def _decision_threshold(self, threshold):
+        """The given threshold, or the calibrated one."""
+        if threshold is None:
+            threshold = self.threshold
+        if threshold is None:
+            raise ValueError(
+                "no threshold given and the model folder has no calibrated "
+                "'threshold'"
+            )
+        return float(threshold)
+
+
+def pad_waveforms(signals):
+    """Right-pads 1-D waveforms into a batch with relative lengths.
+
+    Arguments
+    ---------
+    signals : list of torch.Tensor
+        ``[S_i]`` waveforms.
+
+    Returns
+    -------
+    wavs : torch.Tensor
+        ``[B, max S_i]`` zero-padded waveforms.
+    wav_lens : torch.Tensor
+        ``[B]`` lengths relative to the longest.
+
+    Example
+    -------
+    >>> wavs, lens = pad_waveforms([torch.ones(4), torch.ones(2)])
+    >>> wavs.tolist(), lens.tolist()
+    ([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]], [1.0, 0.5])
+    """
+    longest = max(signal.shape[0] for signal in signals)
+    wavs = signals[0].new_zeros(len(signals), longest)
+    for row, signal in enumerate(signals):
+        wavs[row, : signal.shape[0]] = signal
+    lengths = torch.tensor([signal.shape[0] for signal in signals])
+    return wavs, lengths.float() / longest
+
+
+def _check_label_count(label_encoder, modules, label_file):
+    """Checks the labels against the classifier's outputs, when it has one."""
+    weight = getattr(modules.get("classifier"), "weight", None)
+    if weight is None:
+        label_encoder.ignore_len()
+        return
+    if len(label_encoder) != weight.shape[0]:
+        raise ValueError(
+            f"{label_file} has {len(label_encoder)} labels but the classifier "
+            f"has {weight.shape[0]} outputs"
+        )
+    label_encoder.expect_len(weight.shape[0])
+
+
+def _sample_counts(wavs, wav_lens):
+    """Relative lengths -> sample counts, as the SSL front-end rounds them."""
+    return torch.round(wav_lens.double().cpu() * wavs.shape[1]).long()
