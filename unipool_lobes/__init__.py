@@ -4,6 +4,17 @@ Modules
 -------
 ssl : the lengths-aware multi-layer front-end over HF speech models.
 local_models : writes small local HF model folders for offline tests.
+unipool : the UniPool backend lobe (blocks in ``unipool_blocks``,
+    ``unipool_pooling``, ``unipool_masking``; the authors' checkpoint
+    converter in ``unipool_authors``).
+layer_weighted, mhfa, lap, mean_pool : the other multi-layer backends.
+fbank_frontend, waveform_frontend, sincnet : front-ends and the SincNet
+    lobe of the filterbank / waveform baselines.
 scoring : exact O(N log N) EER / minDCF, cosine trial scoring, DET points.
-unipool : the UniPool backend lobe.
+score_norm : z-, t- and s-norm with per-utterance cohort statistics.
+plots : DET curve and layer-significance plots.
+checkpoints : a checkpointer whose checkpoints are never half-written.
+schedulers : learning-rate schedules missing from torch (tri-stage).
+export, inference, cli : pretrained folders, the ``SpeakerVerifier``
+    interface and the ``unipool-sv`` command.
 """
