@@ -95,6 +95,17 @@ class MultiLayerSSL(nn.Module):
     apply_spec_augment : bool
         Apply the model's own SpecAugment masking (its ``mask_time_prob``
         etc.) in training mode when fine-tuning. Default False.
+    frozen_steps : int
+        With ``freeze=False``: the first ``frozen_steps`` forward passes
+        in training mode run the model as if frozen (eval mode, no
+        gradients, no masking); later ones fine-tune it (ExploreWV2 keeps
+        the transformer frozen for its first 10,000 steps). The passes are
+        counted in the buffer ``training_forwards``, saved and restored
+        with the lobe's state dict, so a resumed run switches at the same
+        step. The parameters keep ``requires_grad`` from the start, so an
+        optimizer built before the switch holds them. Under DDP a frozen
+        pass gives no gradient to reduce, so no DDP option is needed.
+        Default 0 (no frozen phase).
     **from_pretrained_kwargs
         Passed to ``AutoConfig`` and ``AutoModel.from_pretrained`` (e.g.
         ``revision``).
@@ -104,7 +115,8 @@ class MultiLayerSSL(nn.Module):
     FileNotFoundError
         When a local-looking ``source`` does not exist.
     ValueError
-        For a ``num_layers`` out of range.
+        For a ``num_layers`` out of range, or a negative ``frozen_steps``
+        or one given with ``freeze=True``.
     TypeError
         When the model is not a wav2vec2-style speech model.
 
@@ -134,9 +146,24 @@ class MultiLayerSSL(nn.Module):
         exact_padding=True,
         do_normalize=None,
         apply_spec_augment=False,
+        frozen_steps=0,
         **from_pretrained_kwargs,
     ):
         super().__init__()
+        if frozen_steps < 0 or (frozen_steps and freeze):
+            raise ValueError(
+                f"frozen_steps={frozen_steps} needs freeze=False and must "
+                "not be negative (freeze=True keeps the model frozen for "
+                "the whole run)"
+            )
+        self.frozen_steps = int(frozen_steps)
+        if self.frozen_steps:
+            # Persistent: checkpointed with the lobe, so resuming continues
+            # the count. Only registered when used, so that other state
+            # dicts keep their keys.
+            self.register_buffer(
+                "training_forwards", torch.zeros((), dtype=torch.long)
+            )
         source = resolve_source(source)
         config = AutoConfig.from_pretrained(
             source, cache_dir=save_path, **from_pretrained_kwargs
@@ -274,7 +301,42 @@ class MultiLayerSSL(nn.Module):
         if self.freeze:
             with torch.no_grad():
                 return self._extract(wav, wav_lens)
+        if self.frozen_steps and self.training:
+            frozen = self.in_frozen_phase
+            self.training_forwards += 1
+            if frozen:
+                return self._extract_as_frozen(wav, wav_lens)
         return self._extract(wav, wav_lens)
+
+    @property
+    def in_frozen_phase(self):
+        """Whether the next training forward pass runs the model frozen.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from unipool_lobes.local_models import write_local_model
+        >>> folder = write_local_model(tempfile.mkdtemp())
+        >>> ssl = MultiLayerSSL(folder, freeze=False, frozen_steps=1).train()
+        >>> phases = []
+        >>> for _ in range(2):
+        ...     phases.append(ssl.in_frozen_phase)
+        ...     hidden_states, _ = ssl(torch.randn(1, 4000))
+        >>> phases, hidden_states.requires_grad
+        ([True, False], True)
+        """
+        if not self.frozen_steps:
+            return False
+        return int(self.training_forwards) < self.frozen_steps
+
+    def _extract_as_frozen(self, wav, wav_lens):
+        """The forward pass in eval mode and without gradients."""
+        self.train(False)
+        try:
+            with torch.no_grad():
+                return self._extract(wav, wav_lens)
+        finally:
+            self.train(True)
 
     def _extract(self, wav, wav_lens):
         """The forward pass; see ``forward``."""
