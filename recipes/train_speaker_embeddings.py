@@ -257,8 +257,11 @@ class SpeakerBrain(sb.core.Brain):
             Whether the optimizer stepped on this batch.
         """
         if should_step and self.lr_scheduler is not None:
+            # A schedule of N steps has N learning rates (last_epoch 0 to
+            # N - 1): stepping after the last one would compute one past
+            # its end (negative with linear annealing).
             total = getattr(self.lr_scheduler, "total_steps", None)
-            if total is None or self.lr_scheduler.last_epoch < total:
+            if total is None or self.lr_scheduler.last_epoch < total - 1:
                 self.lr_scheduler.step()
 
     def evaluate_batch(self, batch, stage):

@@ -300,3 +300,19 @@ def test_bad_inputs_raise(local_ssl_model):
         ssl(torch.randn(2, 16000), torch.tensor([1.0]))
     with pytest.raises(ValueError, match=r"utterances \[1\]"):
         ssl(torch.randn(2, 16000), torch.tensor([1.0, 0.01]))
+
+
+def test_config_overrides_reach_the_model(local_ssl_model):
+    """config_overrides set model config keys; unknown keys are errors."""
+    ssl = MultiLayerSSL(
+        local_ssl_model("wav2vec2"),
+        freeze=False,
+        apply_spec_augment=True,
+        config_overrides={"mask_time_prob": 0.3, "mask_time_length": 4},
+    )
+    assert ssl.model.config.mask_time_prob == 0.3
+    assert ssl.model.config.mask_time_length == 4
+    with pytest.raises(KeyError, match="mask_time_porb"):
+        MultiLayerSSL(
+            local_ssl_model("wav2vec2"), config_overrides={"mask_time_porb": 1}
+        )

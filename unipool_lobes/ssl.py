@@ -106,6 +106,10 @@ class MultiLayerSSL(nn.Module):
         optimizer built before the switch holds them. Under DDP a frozen
         pass gives no gradient to reduce, so no DDP option is needed.
         Default 0 (no frozen phase).
+    config_overrides : dict, optional
+        Values set on the model's config before it is built, e.g.
+        ``{"mask_time_prob": 0.05, "mask_time_length": 10}``; an unknown
+        key is an error. ``layerdrop`` is always 0.
     **from_pretrained_kwargs
         Passed to ``AutoConfig`` and ``AutoModel.from_pretrained`` (e.g.
         ``revision``).
@@ -147,6 +151,7 @@ class MultiLayerSSL(nn.Module):
         do_normalize=None,
         apply_spec_augment=False,
         frozen_steps=0,
+        config_overrides=None,
         **from_pretrained_kwargs,
     ):
         super().__init__()
@@ -168,6 +173,13 @@ class MultiLayerSSL(nn.Module):
         config = AutoConfig.from_pretrained(
             source, cache_dir=save_path, **from_pretrained_kwargs
         )
+        for key, value in (config_overrides or {}).items():
+            if not hasattr(config, key):
+                raise KeyError(
+                    f"config_overrides: {type(config).__name__} of {source} "
+                    f"has no key {key!r}"
+                )
+            setattr(config, key, value)
         config.layerdrop = 0.0
         config.apply_spec_augment = bool(apply_spec_augment)
         self.model = AutoModel.from_pretrained(
