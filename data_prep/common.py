@@ -19,15 +19,18 @@ import os
 import pathlib
 import sys
 import tempfile
-from collections import namedtuple
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import soundfile
 
-logger = logging.getLogger(__name__)
+from data_prep.audio_header import (
+    AudioInfo as AudioInfo,
+    audio_info,
+    check_last_sample,
+)
 
-AudioInfo = namedtuple("AudioInfo", ["frames", "sample_rate", "channels"])
+logger = logging.getLogger(__name__)
 
 # Below this many files a process pool costs more than it saves.
 PARALLEL_MIN_FILES = 64
@@ -368,59 +371,37 @@ def clear_prepared(save_folder, name):
 
 
 # ---------------------------------------------------------------------- audio
-def audio_info(path):
-    """Reads an audio file's header (no samples are decoded).
-
-    Arguments
-    ---------
-    path : str or path
-        Any format soundfile reads (wav, flac, ...).
-
-    Returns
-    -------
-    AudioInfo
-        ``(frames, sample_rate, channels)``.
-
-    Raises
-    ------
-    ValueError
-        When the file cannot be opened as audio; the message names the file.
-
-    Example
-    -------
-    >>> import tempfile, pathlib, numpy
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.wav"
-    >>> soundfile.write(path, numpy.zeros(800), 16000)
-    >>> audio_info(path)
-    AudioInfo(frames=800, sample_rate=16000, channels=1)
-    """
-    try:
-        info = soundfile.info(str(path))
-    except Exception as error:  # soundfile raises several types
-        raise ValueError(f"{path}: unreadable audio ({error})") from error
-    if info.frames <= 0:
-        raise ValueError(f"{path}: no audio samples")
-    return AudioInfo(info.frames, info.samplerate, info.channels)
-
-
 def _info_job(path):
     """Worker: ``(path, AudioInfo or None, error or None)``."""
     try:
-        return path, audio_info(path), None
+        info = audio_info(path)
+        check_last_sample(path, info.frames)
+        return path, info, None
     except ValueError as error:
         return path, None, str(error)
 
 
+def _without_path(message, path):
+    """An error message less its leading ``<path>: `` (the report line
+    names the file already)."""
+    prefix = f"{path}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
 def scan_audio(paths, problems=None, num_workers=1):
     """Reads the headers of many audio files, collecting the unreadable ones.
+
+    Besides its header, the last sample of each file is decoded, so that a
+    truncated FLAC file is caught here rather than in training (see
+    :func:`data_prep.audio_header.check_last_sample`).
 
     Arguments
     ---------
     paths : iterable of str or path
         The audio files.
     problems : ProblemReport, optional
-        Receives one line per unreadable file; without it, the first
-        unreadable file raises.
+        Receives one line per unreadable or truncated file; without it,
+        the first such file raises.
     num_workers : int
         Processes to use when there are many files.
 
@@ -451,7 +432,7 @@ def scan_audio(paths, problems=None, num_workers=1):
         if error is not None:
             if problems is None:
                 raise ValueError(error)
-            problems.add(path, error)
+            problems.add(path, _without_path(error, path))
         else:
             infos[path] = info
     return infos
@@ -482,6 +463,42 @@ def resampled_length(frames, orig_rate, new_rate):
     if orig_rate == new_rate:
         return int(frames)
     return math.ceil(frames * new_rate / orig_rate)
+
+
+def short_audio_problem(frames, sample_rate, min_duration):
+    """Why a file is too short to use, or None when it is long enough.
+
+    Files shorter than a crop are fine (training pads them), but a file
+    of a few milliseconds gives an SSL model no frame at all (wav2vec2
+    needs 400 samples) and holds no speaker information.
+
+    Arguments
+    ---------
+    frames : int
+        The file's length in samples at ``sample_rate``.
+    sample_rate : int
+        Its sample rate.
+    min_duration : float
+        Shortest usable file, in seconds.
+
+    Returns
+    -------
+    str or None
+        The problem line's message (ending with "skipped"), or None.
+
+    Example
+    -------
+    >>> print(short_audio_problem(800, 16000, 0.1))
+    only 0.05 s long (800 samples), under min_duration=0.1 s; skipped
+    >>> short_audio_problem(1600, 16000, 0.1) is None
+    True
+    """
+    if frames >= math.ceil(min_duration * sample_rate - 1e-6):
+        return None
+    return (
+        f"only {round(frames / sample_rate, 5)} s long ({frames} samples), "
+        f"under min_duration={min_duration} s; skipped"
+    )
 
 
 def _is_converted(target, frames, sample_rate):
@@ -524,7 +541,8 @@ def convert_audio(source, target, sample_rate=16000):
     Raises
     ------
     ValueError
-        When ``source`` is unreadable or shorter than its header says.
+        When ``source`` is unreadable, shorter than its header says, or
+        holds non-finite samples.
 
     Example
     -------
@@ -544,6 +562,7 @@ def convert_audio(source, target, sample_rate=16000):
     frames = resampled_length(info.frames, info.sample_rate, sample_rate)
     if _is_converted(target, frames, sample_rate):
         return frames
+    check_last_sample(source, info.frames)
     try:
         signal, rate = soundfile.read(
             str(source), dtype="float32", always_2d=True
@@ -555,6 +574,8 @@ def convert_audio(source, target, sample_rate=16000):
             f"{source}: corrupt audio, header says {info.frames} samples "
             f"but {len(signal)} could be read"
         )
+    if not np.isfinite(signal).all():
+        raise ValueError(f"{source}: corrupt audio, holds NaN or inf samples")
     mono = torch.from_numpy(signal.mean(axis=1))
     if rate != sample_rate:
         mono = torchaudio.functional.resample(mono, rate, sample_rate)
@@ -672,7 +693,9 @@ def convert_audio_files(jobs, sample_rate=16000, problems=None, num_workers=1):
         if error is not None:
             if problems is None:
                 raise ValueError(error)
-            problems.add(source, error + "; file skipped")
+            problems.add(
+                source, _without_path(error, source) + "; file skipped"
+            )
         else:
             frames_by_target[target] = frames
     return frames_by_target

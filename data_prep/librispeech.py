@@ -42,6 +42,7 @@ from data_prep.common import (
     paper_lists_folder,
     paper_lists_option,
     scan_audio,
+    short_audio_problem,
     trials_with_audio,
     write_csv_atomic,
 )
@@ -150,12 +151,22 @@ def _sorted_dirs(folder):
         return sorted(e.name for e in entries if e.is_dir())
 
 
+def _kind(entry):
+    """``"file"``, or what else a folder entry is, for a problem line."""
+    if entry.is_file():
+        return "file"
+    if entry.is_dir():
+        return "a folder"
+    return "a broken link or special entry"
+
+
 def find_utterances(data_folder, subsets, problems=None):
     """Finds the FLAC utterances of LibriSpeech subsets (no audio read).
 
     A file must sit at ``<subset>/<speaker>/<chapter>/<speaker>-<chapter>-
     <utterance>.flac``; a FLAC file whose name does not fit its folders,
-    an utterance ID found twice and a subset folder that does not exist are
+    an utterance ID found twice, a ``.flac`` name that is not a file (a
+    folder, a broken link) and a subset folder that does not exist are
     reported and skipped. Other files (``.trans.txt``) are ignored.
 
     Arguments
@@ -204,9 +215,12 @@ def find_utterances(data_folder, subsets, problems=None):
             for chapter in _sorted_dirs(subset_folder / speaker):
                 folder = subset_folder / speaker / chapter
                 with os.scandir(folder) as entries:
-                    names = sorted(e.name for e in entries if e.is_file())
-                for name in names:
+                    listed = sorted((e.name, _kind(e)) for e in entries)
+                for name, kind in listed:
                     if not name.endswith(".flac"):
+                        continue
+                    if kind != "file":
+                        report(folder / name, f"{kind}, not a file; skipped")
                         continue
                     match = UTTERANCE_NAME.fullmatch(name)
                     if match is None or match.group(1, 2) != (
@@ -243,17 +257,33 @@ def _examples(items):
     return ", ".join(str(item) for item in items[:N_EXAMPLES]) + more
 
 
-def _audio_records(
-    utterances, save_folder, sample_rate, convert, num_workers, problems
-):
+def _audio_records(utterances, save_folder, options, num_workers, problems):
     """``{id: (speaker, subset, audio path, samples)}`` of usable files.
 
     Without conversion the FLAC headers give the lengths, and a file whose
     rate is not ``sample_rate`` is reported and skipped; with conversion
-    every file is written once as a ``sample_rate`` mono wav.
+    every file is written once as a ``sample_rate`` mono wav. Files shorter
+    than ``min_duration`` are reported and skipped. ``options`` holds
+    ``sample_rate``, ``convert_flac`` and ``min_duration``.
     """
+    records = _readable_records(
+        utterances, save_folder, options, num_workers, problems
+    )
+    for utt in list(records):
+        short = short_audio_problem(
+            records[utt][3], options["sample_rate"], options["min_duration"]
+        )
+        if short is not None:
+            problems.add(utterances[utt].path, short)
+            del records[utt]
+    return records
+
+
+def _readable_records(utterances, save_folder, options, num_workers, problems):
+    """The records of :func:`_audio_records` before the length check."""
+    sample_rate = options["sample_rate"]
     records = {}
-    if convert:
+    if options["convert_flac"]:
         targets = {
             utt: save_folder
             / "wav16k"
@@ -431,6 +461,7 @@ def prepare_librispeech(
     n_trials_per_class=18000,
     allow_missing_trials=False,
     num_workers=None,
+    min_duration=0.05,
     skip_prep=False,
 ):
     """Prepares LibriSpeech for speaker verification (manifests and trials).
@@ -443,9 +474,11 @@ def prepare_librispeech(
     SPEAKERS.TXT) and ``valid_trials.csv``, ``test_trials.csv`` (``enrol,
     test, label`` + match columns). Valid and test manifests hold exactly
     the utterances their trials use; train holds every utterance of the
-    training speakers. Problems (unreadable audio, bad SPEAKERS.TXT lines,
-    missing subsets or listed speakers) go to ``prepare_problems.txt`` and
-    the good data is used.
+    training speakers. Problems (unreadable, truncated or too short audio,
+    bad SPEAKERS.TXT lines, missing subsets or listed speakers) go to
+    ``prepare_problems.txt`` and the good data is used. Stereo files are
+    kept (the training pipeline down-mixes), and so are silent ones
+    (telling silence would take decoding every file).
 
     The preparation is skipped when its outputs exist and were made with
     the same options (recorded last, in ``prepare_librispeech_opts.json``);
@@ -497,6 +530,10 @@ def prepare_librispeech(
     num_workers : int, optional
         Processes reading headers or converting (default: cores, at most
         8).
+    min_duration : float
+        Files shorter than this (seconds) are reported and skipped. The
+        default, 0.05 s, is two frames of a wav2vec2-style model (which
+        needs 400 samples for one).
     skip_prep : bool
         Return the output paths without preparing anything.
 
@@ -567,6 +604,7 @@ def prepare_librispeech(
         "seed": seed,
         "n_trials_per_class": n_trials_per_class,
         "allow_missing_trials": allow_missing_trials,
+        "min_duration": min_duration,
     }
     if is_prepared(save_folder, "librispeech", options, outputs.values()):
         logger.info("LibriSpeech already prepared in %s, skipping", save_folder)
@@ -595,8 +633,11 @@ def prepare_librispeech(
     records = _audio_records(
         utterances,
         save_folder,
-        sample_rate,
-        convert_flac,
+        {
+            "sample_rate": sample_rate,
+            "convert_flac": convert_flac,
+            "min_duration": min_duration,
+        },
         num_workers,
         problems,
     )

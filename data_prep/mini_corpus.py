@@ -204,12 +204,17 @@ def make_speaker_profile(speaker_id, seed=0, gender=None):
 
 
 def _resonator_sos(frequencies, bandwidths, sample_rate):
-    """Cascade of unit-DC-gain two-pole resonators as an SOS array."""
-    keep = frequencies < 0.45 * sample_rate
-    radius = np.exp(-np.pi * bandwidths[keep] / sample_rate)
-    theta = 2 * np.pi * frequencies[keep] / sample_rate
+    """Cascade of unit-DC-gain two-pole resonators as an SOS array.
+
+    A resonance at or above 0.45 of the sample rate (a fricative's at
+    16 kHz) is moved down to that frequency rather than dropped, so the
+    cascade is never empty; at 48 kHz no resonance comes near it.
+    """
+    frequencies = np.minimum(frequencies, 0.45 * sample_rate)
+    radius = np.exp(-np.pi * bandwidths / sample_rate)
+    theta = 2 * np.pi * frequencies / sample_rate
     a1, a2 = -2 * radius * np.cos(theta), radius**2
-    sos = np.zeros((int(keep.sum()), 6))
+    sos = np.zeros((len(frequencies), 6))
     sos[:, 0] = 1 + a1 + a2
     sos[:, 3], sos[:, 4], sos[:, 5] = 1.0, a1, a2
     return sos

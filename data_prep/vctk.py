@@ -29,6 +29,7 @@ from data_prep.common import (
     paper_lists_folder,
     paper_lists_option,
     scaled_heldout_counts,
+    short_audio_problem,
     split_speakers,
     trials_with_audio,
     write_csv_atomic,
@@ -249,9 +250,11 @@ def _utterance_files(audio_root, speakers, pattern, skip_below, problems):
     return files
 
 
-def _convert(files, save_folder, sample_rate, num_workers, problems):
+def _convert(files, save_folder, options, num_workers, problems):
     """Converts the utterances to ``wav16k/``: ``{id: (speaker, wav,
-    samples)}`` for those that could be read."""
+    samples)}`` for those that could be read and are long enough
+    (``options`` holds ``sample_rate`` and ``min_duration``)."""
+    sample_rate = options["sample_rate"]
     targets = {
         utterance: save_folder / "wav16k" / speaker / f"{utterance}.wav"
         for utterance, (speaker, _) in files.items()
@@ -262,11 +265,19 @@ def _convert(files, save_folder, sample_rate, num_workers, problems):
         problems,
         num_workers,
     )
-    return {
-        u: (files[u][0], targets[u], frames[targets[u]])
-        for u in files
-        if targets[u] in frames
-    }
+    records = {}
+    for utterance, (speaker, source) in files.items():
+        if targets[utterance] not in frames:
+            continue
+        length = frames[targets[utterance]]
+        short = short_audio_problem(
+            length, sample_rate, options["min_duration"]
+        )
+        if short is not None:
+            problems.add(source, short)
+            continue
+        records[utterance] = (speaker, targets[utterance], length)
+    return records
 
 
 def _paper_split(lists_folder, meta, allow_missing, available, problems):
@@ -344,6 +355,7 @@ def prepare_vctk(
     num_workers=None,
     allow_missing_trials=False,
     n_trials_per_class=8000,
+    min_duration=0.05,
     skip_prep=False,
 ):
     """Prepares VCTK for speaker verification (manifests and trials).
@@ -354,8 +366,12 @@ def prepare_vctk(
     absolute path to the 16 kHz file) and ``valid_trials.csv``,
     ``test_trials.csv`` (``enrol, test, label`` + match columns). Valid and
     test manifests hold exactly the utterances their trials use. Problems
-    (unreadable audio, bad speaker-info lines, unknown speakers) go to
-    ``prepare_problems.txt`` and the good data is used.
+    (unreadable, truncated or too short audio, bad speaker-info lines,
+    unknown speakers, both VCTK layouts present) go to
+    ``prepare_problems.txt`` and the good data is used. Audio of any sample
+    rate and channel count is resampled and down-mixed. Silent files are
+    kept, as by every preparation (the header-only ones cannot tell
+    silence without decoding every file).
 
     The preparation is skipped when its outputs exist and were made with the
     same options (recorded last, in ``prepare_vctk_opts.json``); every file
@@ -407,6 +423,10 @@ def prepare_vctk(
         raising.
     n_trials_per_class : int
         Positive (and negative) trials per generated list.
+    min_duration : float
+        Utterances shorter than this (seconds, after conversion) are
+        reported and skipped. The default, 0.05 s, is two frames of a
+        wav2vec2-style model (which needs 400 samples for one).
     skip_prep : bool
         Return the output paths without preparing anything.
 
@@ -468,6 +488,7 @@ def prepare_vctk(
         "mic": mic,
         "allow_missing_trials": allow_missing_trials,
         "n_trials_per_class": n_trials_per_class,
+        "min_duration": min_duration,
     }
     if is_prepared(save_folder, "vctk", options, outputs.values()):
         logger.info("VCTK already prepared in %s, skipping", save_folder)
@@ -477,6 +498,12 @@ def prepare_vctk(
     problems = ProblemReport()
 
     audio_root, pattern, version = find_audio(data_folder, mic)
+    if version == "0.92" and (data_folder / "wav48").is_dir():
+        problems.add(
+            data_folder / "wav48",
+            "VCTK 0.80 audio beside 0.92's wav48_silence_trimmed/ (the same "
+            "utterance IDs twice); the 0.92 files are used, these ignored",
+        )
     meta = _speaker_meta(data_folder, problems)
     lists_folder = None
     if split_source == "paper":
@@ -496,7 +523,13 @@ def prepare_vctk(
     files = _utterance_files(
         audio_root, wanted, pattern, skip_utterances_below, problems
     )
-    records = _convert(files, save_folder, sample_rate, num_workers, problems)
+    records = _convert(
+        files,
+        save_folder,
+        {"sample_rate": sample_rate, "min_duration": min_duration},
+        num_workers,
+        problems,
+    )
     if not records:
         problems.write(outputs["problems"])
         raise ValueError(

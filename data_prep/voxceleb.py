@@ -532,6 +532,7 @@ def prepare_voxceleb(
     num_workers=None,
     allow_missing_trials=False,
     progress=True,
+    min_duration=0.05,
     skip_prep=False,
 ):
     """Prepares VoxCeleb for one of the paper's two settings.
@@ -548,9 +549,12 @@ def prepare_voxceleb(
 
     Only the speakers a setting uses are scanned, into resumable caches in
     ``<save_folder>/scan_cache`` (a killed scan resumes; see
-    :mod:`data_prep.scan`). Problems (unreadable, truncated or wrong-rate
-    files, listed speakers without audio, dropped trials) go to
-    ``prepare_problems.txt`` and the good data is used. The preparation is
+    :mod:`data_prep.scan`). Problems (unreadable, truncated, too short or
+    wrong-rate files, utterance IDs found twice, listed speakers without
+    audio or found in two roots, dropped trials) go to
+    ``prepare_problems.txt`` and the good data is used. Stereo files are
+    kept (the training pipeline down-mixes), and so are silent ones
+    (telling silence would take decoding every file). The preparation is
     skipped when its outputs exist and were made with the same options
     (recorded last, in ``prepare_voxceleb_opts.json``).
 
@@ -593,6 +597,10 @@ def prepare_voxceleb(
         raising.
     progress : bool
         Show a progress bar while scanning.
+    min_duration : float
+        Files shorter than this (seconds) are reported and skipped. The
+        default, 0.05 s, is two frames of a wav2vec2-style model (which
+        needs 400 samples for one).
     skip_prep : bool
         Return the output paths without preparing anything.
 
@@ -671,6 +679,7 @@ def prepare_voxceleb(
         "n_vox2_trials_per_class": n_vox2_trials_per_class,
         "sample_rate": sample_rate,
         "allow_missing_trials": allow_missing_trials,
+        "min_duration": min_duration,
     }
     if is_prepared(save_folder, "voxceleb", options, outputs.values()):
         logger.info("VoxCeleb already prepared in %s, skipping", save_folder)
@@ -688,7 +697,7 @@ def prepare_voxceleb(
         eh_lists,
         seed,
         n_vox2_trials_per_class,
-        sample_rate,
+        (sample_rate, min_duration),
         num_workers,
         allow_missing_trials,
         progress,
@@ -708,13 +717,14 @@ def _prepare(
     eh_lists,
     seed,
     n_vox2_trials_per_class,
-    sample_rate,
+    scan_rules,
     num_workers,
     allow_missing,
     progress,
     problems,
 ):
-    """The work of :func:`prepare_voxceleb` once the options are checked."""
+    """The work of :func:`prepare_voxceleb` once the options are checked
+    (``scan_rules``: the ``sample_rate`` and ``min_duration`` of files)."""
     plan = SETTINGS[setting]
     lists = paper_lists_folder(
         paper_lists, save_folder, _list_names(setting, vox1_o_trials)
@@ -760,9 +770,10 @@ def _prepare(
     summary = scan_speakers(
         {s: folders[s] for s in wanted},
         cache,
-        sample_rate,
+        scan_rules[0],
         num_workers,
         progress,
+        min_duration=scan_rules[1],
     )
     for line in summary.problems:
         where, _, message = line.partition(": ")

@@ -200,6 +200,20 @@ def test_synthesis_is_sample_rate_independent():
         assert np.abs(audio).max() > 0.2  # not silent
 
 
+def test_synthesis_at_16k_with_fricatives_near_nyquist():
+    """Regression: at 16 kHz a fricative resonance of this speaker can sit
+    at or above 0.45 fs (7.2 kHz); it used to leave an empty filter cascade
+    and crash ``sosfilt`` for about one seed in five."""
+    profile = mini_corpus.make_speaker_profile("id10001", 0)
+    assert 6500 * profile.formant_scale >= 0.45 * 16000  # the risky case
+    for seed in range(50):
+        audio = mini_corpus.synthesize_utterance(
+            profile, np.random.default_rng(seed), 0.5, 16000
+        )
+        assert audio.shape == (8000,) and np.isfinite(audio).all(), seed
+        assert 0.2 < np.abs(audio).max() <= 1.0, seed
+
+
 def test_profiles_follow_gender():
     female = [
         mini_corpus.make_speaker_profile(f"p{i}", 0, "F") for i in range(20)
