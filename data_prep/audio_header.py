@@ -60,8 +60,8 @@ def audio_info(path):
 
     Example
     -------
-    >>> import tempfile, pathlib, numpy
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> import numpy
+    >>> folder = getfixture("tmp_path")
     >>> soundfile.write(folder / "a.wav", numpy.zeros((800, 2)), 16000)
     >>> audio_info(folder / "a.wav")
     AudioInfo(frames=800, sample_rate=16000, channels=2)
@@ -192,8 +192,8 @@ def check_last_sample(path, frames):
 
     Example
     -------
-    >>> import tempfile, pathlib, numpy
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.flac"
+    >>> import numpy
+    >>> path = getfixture("tmp_path") / "a.flac"
     >>> soundfile.write(path, numpy.random.rand(16000) - 0.5, 16000)
     >>> check_last_sample(path, 16000)
     >>> _ = path.write_bytes(path.read_bytes()[:5000])

@@ -128,8 +128,7 @@ def atomic_open(path, mode="w", **kwargs):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder = getfixture("tmp_path")
     >>> with atomic_open(folder / "a.txt") as out:
     ...     _ = out.write("hello")
     >>> (folder / "a.txt").read_text()
@@ -166,8 +165,7 @@ def write_text_atomic(path, text):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
+    >>> path = getfixture("tmp_path") / "note.txt"
     >>> write_text_atomic(path, "done\\n")
     >>> path.read_text()
     'done\\n'
@@ -200,8 +198,7 @@ def write_csv_atomic(path, rows, fieldnames):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.csv"
+    >>> path = getfixture("tmp_path") / "m.csv"
     >>> rows = [{"ID": "a", "spk_id": "s1"}]
     >>> _ = write_csv_atomic(path, rows, ["ID", "spk_id"])
     >>> print(path.read_text().strip())
@@ -237,8 +234,7 @@ def read_csv(path):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.csv"
+    >>> path = getfixture("tmp_path") / "m.csv"
     >>> _ = write_csv_atomic(path, [{"ID": "a"}, {"ID": "b"}], ["ID"])
     >>> [row["ID"] for row in read_csv(path)]
     ['a', 'b']
@@ -301,8 +297,7 @@ def is_prepared(save_folder, name, options, outputs):
 
     Example
     -------
-    >>> import tempfile
-    >>> folder = tempfile.mkdtemp()
+    >>> folder = str(getfixture("tmp_path"))
     >>> is_prepared(folder, "demo", {"seed": 1}, [])
     False
     >>> mark_prepared(folder, "demo", {"seed": 1})
@@ -337,8 +332,7 @@ def mark_prepared(save_folder, name, options):
 
     Example
     -------
-    >>> import tempfile
-    >>> folder = tempfile.mkdtemp()
+    >>> folder = str(getfixture("tmp_path"))
     >>> mark_prepared(folder, "demo", {"splits": ("train",)})
     >>> options_path(folder, "demo").read_text()
     '{\\n  "splits": [\\n    "train"\\n  ]\\n}\\n'
@@ -359,8 +353,7 @@ def clear_prepared(save_folder, name):
 
     Example
     -------
-    >>> import tempfile
-    >>> folder = tempfile.mkdtemp()
+    >>> folder = str(getfixture("tmp_path"))
     >>> mark_prepared(folder, "demo", {})
     >>> clear_prepared(folder, "demo")
     >>> options_path(folder, "demo").exists()
@@ -417,8 +410,8 @@ def scan_audio(paths, problems=None, num_workers=1):
 
     Example
     -------
-    >>> import tempfile, pathlib, numpy
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> import numpy
+    >>> folder = getfixture("tmp_path")
     >>> soundfile.write(folder / "a.wav", numpy.zeros(160), 16000)
     >>> _ = (folder / "bad.wav").write_bytes(b"not audio")
     >>> report = ProblemReport()
@@ -546,8 +539,8 @@ def convert_audio(source, target, sample_rate=16000):
 
     Example
     -------
-    >>> import tempfile, pathlib, numpy
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> import numpy
+    >>> folder = getfixture("tmp_path")
     >>> stereo = numpy.zeros((4800, 2), dtype="float32")
     >>> soundfile.write(folder / "in.flac", stereo, 48000)
     >>> convert_audio(folder / "in.flac", folder / "out" / "in.wav")
@@ -678,8 +671,8 @@ def convert_audio_files(jobs, sample_rate=16000, problems=None, num_workers=1):
 
     Example
     -------
-    >>> import tempfile, pathlib, numpy
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> import numpy
+    >>> folder = getfixture("tmp_path")
     >>> soundfile.write(folder / "a.wav", numpy.zeros(4800), 48000)
     >>> done = convert_audio_files([(folder / "a.wav", folder / "a16.wav")])
     >>> list(done.values())
@@ -900,8 +893,7 @@ def paper_lists_folder(source, save_folder, names):
 
     Example
     -------
-    >>> import tempfile
-    >>> folder = tempfile.mkdtemp()
+    >>> folder = str(getfixture("tmp_path"))
     >>> paper_lists_folder(folder, folder, []) == pathlib.Path(folder)
     True
     """

@@ -104,8 +104,7 @@ def read_speakers_txt(path, problems=None):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "SPEAKERS.TXT"
+    >>> path = getfixture("tmp_path") / "SPEAKERS.TXT"
     >>> _ = path.write_text(
     ...     ";ID  |SEX| SUBSET           |MINUTES| NAME\\n"
     ...     "60   | M | train-clean-100  | 20.18 | |CBW|Simon\\n"
@@ -190,8 +189,7 @@ def find_utterances(data_folder, subsets, problems=None):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> root = getfixture("tmp_path")
     >>> chapter = root / "dev-clean" / "84" / "121123"
     >>> chapter.mkdir(parents=True)
     >>> _ = (chapter / "84-121123-0000.flac").write_bytes(b"")
@@ -552,9 +550,8 @@ def prepare_librispeech(
 
     Example
     -------
-    >>> import tempfile, pathlib
     >>> from data_prep.mini_corpus import write_mini_librispeech
-    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> root = getfixture("tmp_path")
     >>> _ = write_mini_librispeech(
     ...     root / "LibriSpeech", n_speakers=2, chapters_per_speaker=1,
     ...     utterances_per_chapter=2, duration_range=(0.3, 0.5),

@@ -454,9 +454,8 @@ def write_mini_vctk(
 
     Example
     -------
-    >>> import tempfile
     >>> corpus = write_mini_vctk(
-    ...     tempfile.mkdtemp(), n_speakers=2, utterances_per_speaker=1,
+    ...     str(getfixture("tmp_path")), n_speakers=2, utterances_per_speaker=1,
     ...     duration_range=(0.5, 0.5),
     ... )
     >>> files = sorted(pathlib.Path(corpus).rglob("*.flac"))
@@ -624,9 +623,8 @@ def write_mini_librispeech(
 
     Example
     -------
-    >>> import tempfile
     >>> corpus = write_mini_librispeech(
-    ...     tempfile.mkdtemp(), n_speakers=2, chapters_per_speaker=1,
+    ...     str(getfixture("tmp_path")), n_speakers=2, chapters_per_speaker=1,
     ...     utterances_per_chapter=2, duration_range=(0.3, 0.3),
     ...     subsets=("dev-clean",),
     ... )
@@ -862,9 +860,8 @@ def write_mini_voxceleb(
 
     Example
     -------
-    >>> import tempfile
     >>> corpus = write_mini_voxceleb(
-    ...     tempfile.mkdtemp(), n_speakers=2, videos_per_speaker=2,
+    ...     str(getfixture("tmp_path")), n_speakers=2, videos_per_speaker=2,
     ...     utterances_per_video=2, duration_range=(0.3, 0.3),
     ... )
     >>> files = sorted(pathlib.Path(corpus).glob("wav/*/*/*.wav"))

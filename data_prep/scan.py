@@ -68,8 +68,8 @@ def read_wav_header(path):
 
     Example
     -------
-    >>> import tempfile, pathlib, numpy, soundfile
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.wav"
+    >>> import numpy, soundfile
+    >>> path = getfixture("tmp_path") / "a.wav"
     >>> soundfile.write(path, numpy.zeros((800, 2)), 16000)
     >>> read_wav_header(path)
     AudioInfo(frames=800, sample_rate=16000, channels=2)
@@ -161,8 +161,8 @@ def scan_speaker(
 
     Example
     -------
-    >>> import tempfile, pathlib, numpy, soundfile
-    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> import numpy, soundfile
+    >>> root = getfixture("tmp_path")
     >>> (root / "id1" / "vid").mkdir(parents=True)
     >>> soundfile.write(root / "id1/vid/00001.wav", numpy.zeros(80), 16000)
     >>> scan_speaker(root / "id1", "id1", root / "cache")
@@ -313,8 +313,8 @@ def scan_speakers(
 
     Example
     -------
-    >>> import tempfile, pathlib, numpy, soundfile
-    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> import numpy, soundfile
+    >>> root = getfixture("tmp_path")
     >>> for speaker in ("id1", "id2"):
     ...     (root / speaker / "v").mkdir(parents=True)
     ...     soundfile.write(root / speaker / "v/1.wav", numpy.zeros(9), 16000)
@@ -382,8 +382,7 @@ def iter_cache_lines(cache_folder, speakers):
 
     Example
     -------
-    >>> import tempfile
-    >>> folder = tempfile.mkdtemp()
+    >>> folder = str(getfixture("tmp_path"))
     >>> with open(os.path.join(folder, "s.csv"), "w") as out:
     ...     _ = out.write("ID,duration\\ns--v--1,1.0\\n")
     >>> list(iter_cache_lines(folder, ["s", "absent"]))
@@ -437,8 +436,7 @@ def cached_ids(cache_folder, speakers):
 
     Example
     -------
-    >>> import tempfile
-    >>> folder = tempfile.mkdtemp()
+    >>> folder = str(getfixture("tmp_path"))
     >>> with open(os.path.join(folder, "s.csv"), "w") as out:
     ...     _ = out.write("ID,duration\\ns--v--1,1.0\\ns--v--2,2.0\\n")
     >>> cached_ids(folder, ["s"])
@@ -475,8 +473,7 @@ def write_manifest_from_cache(path, cache_folder, speakers, keep_ids=None):
 
     Example
     -------
-    >>> import tempfile
-    >>> folder = tempfile.mkdtemp()
+    >>> folder = str(getfixture("tmp_path"))
     >>> with open(os.path.join(folder, "s.csv"), "w") as out:
     ...     _ = out.write("ID,duration\\ns--v--1,1.0\\ns--v--2,2.0\\n")
     >>> manifest = os.path.join(folder, "m.csv")

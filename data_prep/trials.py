@@ -82,8 +82,7 @@ def write_trials_csv(path, trials):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "trials.csv"
+    >>> path = getfixture("tmp_path") / "trials.csv"
     >>> trial = {"enrol": "a_1", "test": "a_2", "label": 1, "gender_match": 1}
     >>> _ = write_trials_csv(path, [trial])
     >>> print(path.read_text().strip())
@@ -121,8 +120,7 @@ def read_trials_csv(path):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "trials.csv"
+    >>> path = getfixture("tmp_path") / "trials.csv"
     >>> _ = write_trials_csv(path, [{"enrol": "a", "test": "b", "label": 0}])
     >>> read_trials_csv(path)
     [{'enrol': 'a', 'test': 'b', 'label': 0}]
@@ -209,8 +207,7 @@ def write_voxceleb_trials(path, trials, id_to_path=voxceleb_id_to_path):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "veri.txt"
+    >>> path = getfixture("tmp_path") / "veri.txt"
     >>> trial = {"enrol": "id1--v--00001", "test": "id2--w--00002", "label": 0}
     >>> _ = write_voxceleb_trials(path, [trial])
     >>> print(path.read_text().strip())
@@ -248,8 +245,7 @@ def read_voxceleb_trials(path, path_to_id=voxceleb_path_to_id):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "veri.txt"
+    >>> path = getfixture("tmp_path") / "veri.txt"
     >>> _ = path.write_text("1 id1/v/00001.wav id1/w/00003.wav\\n")
     >>> read_voxceleb_trials(path)
     [{'enrol': 'id1--v--00001', 'test': 'id1--w--00003', 'label': 1}]
@@ -326,8 +322,7 @@ def read_paper_trials(path, path_to_id=basename_id):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "trials-test.csv"
+    >>> path = getfixture("tmp_path") / "trials-test.csv"
     >>> _ = path.write_text(
     ...     "LABEL,SAMPLE1,SAMPLE2,GENDER_MATCH\\n"
     ...     "0,p329/p329_050.wav,p272/p272_203.wav,0\\n"
@@ -377,8 +372,7 @@ def read_paper_speakers(path):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "speaker-test.csv"
+    >>> path = getfixture("tmp_path") / "speaker-test.csv"
     >>> _ = path.write_text("ID,GENDER,AGE\\np329,F,23\\n")
     >>> read_paper_speakers(path)
     {'p329': {'GENDER': 'F', 'AGE': '23'}}
@@ -421,8 +415,7 @@ def read_trials(path):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "veri.txt"
+    >>> path = getfixture("tmp_path") / "veri.txt"
     >>> _ = path.write_text("1 id1/v/00001.wav id1/w/00003.wav\\n")
     >>> read_trials(path)["test"]
     ['id1--w--00003']

@@ -92,8 +92,7 @@ def read_speaker_info(path, problems=None):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "speaker-info.txt"
+    >>> path = getfixture("tmp_path") / "speaker-info.txt"
     >>> _ = path.write_text(
     ...     "ID  AGE  GENDER  ACCENTS  REGION\\n"
     ...     "234  22  F    Scottish  West  Dumfries\\n"
@@ -158,8 +157,7 @@ def find_audio(data_folder, mic="mic1"):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> root = getfixture("tmp_path")
     >>> (root / "wav48").mkdir()
     >>> folder, pattern, version = find_audio(root)
     >>> version, pattern.fullmatch("p225_031.wav").groups()
@@ -445,9 +443,8 @@ def prepare_vctk(
 
     Example
     -------
-    >>> import tempfile, pathlib
     >>> from data_prep.mini_corpus import write_mini_vctk
-    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> root = getfixture("tmp_path")
     >>> _ = write_mini_vctk(
     ...     root / "vctk", n_speakers=6, utterances_per_speaker=3,
     ...     duration_range=(0.3, 0.5),

@@ -130,10 +130,12 @@ def parse_data_folders(data_folders):
 
     Example
     -------
-    >>> import tempfile
-    >>> first, second = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> tmp = getfixture("tmp_path")
+    >>> first, second = tmp / "first", tmp / "second"
+    >>> first.mkdir()
+    >>> second.mkdir()
     >>> roots = parse_data_folders(f"{first}, {second}")
-    >>> [str(root) for root in roots] == [first, second]
+    >>> roots == [first, second]
     True
     """
     if isinstance(data_folders, (str, os.PathLike)):
@@ -192,8 +194,7 @@ def find_speaker_folders(roots, problems=None):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> root = getfixture("tmp_path")
     >>> (root / "wav" / "id10001").mkdir(parents=True)
     >>> (root / "vox2_test_wav" / "id00017").mkdir(parents=True)
     >>> sorted(find_speaker_folders([root]))
@@ -300,8 +301,7 @@ def read_trial_list(path):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "trials-vox1.csv"
+    >>> path = getfixture("tmp_path") / "trials-vox1.csv"
     >>> _ = path.write_text(
     ...     "LABEL,SAMPLE1,SAMPLE2\\n"
     ...     "1,vox1_test_wav/id10270/x6u/00001.wav,"
@@ -378,8 +378,7 @@ def find_vox1_eh_lists(roots):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> root = getfixture("tmp_path")
     >>> (root / "meta").mkdir()
     >>> _ = (root / "meta" / "list_test_hard2.txt").write_text("")
     >>> list(find_vox1_eh_lists([root]))
@@ -620,9 +619,8 @@ def prepare_voxceleb(
 
     Example
     -------
-    >>> import tempfile, pathlib
     >>> from data_prep.mini_corpus import write_mini_voxceleb
-    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> root = getfixture("tmp_path")
     >>> groups = {
     ...     "vox1-dev": ["id10001", "id10002"],
     ...     "vox1-test": ["id10270", "id10271"],
@@ -976,10 +974,9 @@ def convert_m4a(
 
     Example
     -------
-    >>> import tempfile
+    >>> tmp = getfixture("tmp_path")
     >>> try:
-    ...     convert_m4a(tempfile.mkdtemp(), tempfile.mkdtemp(),
-    ...                 ffmpeg="no-such-ffmpeg")
+    ...     convert_m4a(tmp / "m4a", tmp / "wav", ffmpeg="no-such-ffmpeg")
     ... except RuntimeError as error:
     ...     print(str(error)[:40])
     ffmpeg not found ('no-such-ffmpeg'): Vox

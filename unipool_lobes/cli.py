@@ -82,8 +82,7 @@ def read_file_list(path):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder = getfixture("tmp_path")
     >>> _ = (folder / "list.txt").write_text("a/x.wav\\nspk1-y /d/y.flac\\n")
     >>> ids, paths = read_file_list(folder / "list.txt")
     >>> ids, paths[1]
@@ -141,8 +140,7 @@ def manifest_utterances(manifest, data_root=None):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "test.csv"
+    >>> path = getfixture("tmp_path") / "test.csv"
     >>> _ = path.write_text("ID,wav,start,stop\\nu1,$data_root/u1.wav,0,800\\n")
     >>> manifest_utterances(path, data_root="/corpus")
     {'u1': ('/corpus/u1.wav', (0, 800))}
@@ -192,8 +190,7 @@ def audio_root_utterances(trials_path, audio_root):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "veri.txt"
+    >>> path = getfixture("tmp_path") / "veri.txt"
     >>> _ = path.write_text("1 id1/v/00001.wav id1/w/00003.wav\\n")
     >>> audio_root_utterances(path, "/vox1")["id1--w--00003"]
     ('/vox1/id1/w/00003.wav', None)

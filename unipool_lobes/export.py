@@ -66,8 +66,7 @@ def best_checkpoint(run_folder):
 
     Example
     -------
-    >>> import tempfile, pathlib
-    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> run = getfixture("tmp_path")
     >>> for name, eer in [("CKPT+a", 12.5), ("CKPT+b", 7.0)]:
     ...     (run / "save" / name).mkdir(parents=True)
     ...     _ = (run / "save" / name / "CKPT.yaml").write_text(f"EER: {eer}")
@@ -105,8 +104,7 @@ def is_run_folder(folder):
 
     Example
     -------
-    >>> import tempfile
-    >>> is_run_folder(tempfile.mkdtemp())
+    >>> is_run_folder(str(getfixture("tmp_path")))
     False
     """
     return any((pathlib.Path(folder) / "save").glob("CKPT+*"))

@@ -62,8 +62,7 @@ def load_state_dict_strict(module, path):
 
     Example
     -------
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "linear.ckpt")
+    >>> path = str(getfixture("tmp_path") / "linear.ckpt")
     >>> torch.save(torch.nn.Linear(3, 2).state_dict(), path)
     >>> load_state_dict_strict(torch.nn.Linear(3, 2), path)
     >>> try:
@@ -121,10 +120,9 @@ def minimum_input_samples(front_end):
 
     Example
     -------
-    >>> import tempfile
     >>> from unipool_lobes.local_models import write_local_model
     >>> from unipool_lobes.ssl import MultiLayerSSL
-    >>> ssl = MultiLayerSSL(write_local_model(tempfile.mkdtemp()))
+    >>> ssl = MultiLayerSSL(write_local_model(str(getfixture("tmp_path"))))
     >>> minimum_input_samples(ssl)
     400
     >>> int(ssl.frame_lengths(399)), int(ssl.frame_lengths(400))
@@ -172,11 +170,10 @@ class SpeakerVerifier(SpeakerRecognition):
 
     Example
     -------
-    >>> import tempfile
     >>> from unipool_lobes.local_models import write_local_model
     >>> from unipool_lobes.ssl import MultiLayerSSL
     >>> from unipool_lobes.unipool import UniPool
-    >>> model_folder = write_local_model(tempfile.mkdtemp())
+    >>> model_folder = write_local_model(str(getfixture("tmp_path")))
     >>> verifier = SpeakerVerifier(
     ...     modules={
     ...         "front_end": MultiLayerSSL(model_folder),

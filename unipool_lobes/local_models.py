@@ -204,9 +204,9 @@ def write_local_model(
 
     Example
     -------
-    >>> import tempfile
     >>> from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
-    >>> folder = write_local_model(tempfile.mkdtemp(), "hubert", "tiny")
+    >>> out = str(getfixture("tmp_path"))
+    >>> folder = write_local_model(out, "hubert", "tiny")
     >>> type(AutoModel.from_pretrained(folder)).__name__
     'HubertModel'
     >>> AutoConfig.from_pretrained(folder).num_hidden_layers
@@ -276,8 +276,7 @@ def main(argv=None):
 
     Example
     -------
-    >>> import tempfile
-    >>> out = tempfile.mkdtemp()
+    >>> out = str(getfixture("tmp_path"))
     >>> main(["--family", "wavlm", "--size", "tiny", "--out", out]) == out
     True
     """

@@ -184,14 +184,13 @@ def plot_det_multi(systems, path, title=None, p_target=0.01):
 
     Example
     -------
-    >>> import os, tempfile
     >>> labels = [1, 1, 1, 0, 0, 0]
     >>> path = plot_det_multi(
     ...     {
     ...         "good": (labels, [0.9, 0.8, 0.4, 0.3, 0.2, 0.1]),
     ...         "poor": (labels, [0.9, 0.2, 0.4, 0.3, 0.8, 0.1]),
     ...     },
-    ...     os.path.join(tempfile.mkdtemp(), "det.png"),
+    ...     str(getfixture("tmp_path") / "det.png"),
     ... )
     >>> path.read_bytes()[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
     True
@@ -324,11 +323,10 @@ def plot_det(labels, scores, path, title=None, p_target=0.01):
 
     Example
     -------
-    >>> import os, tempfile
     >>> path = plot_det(
     ...     [1, 1, 0, 0],
     ...     [0.9, 0.3, 0.4, 0.1],
-    ...     os.path.join(tempfile.mkdtemp(), "det.png"),
+    ...     str(getfixture("tmp_path") / "det.png"),
     ...     title="toy",
     ... )
     >>> path.suffix, path.stat().st_size > 1000
@@ -374,10 +372,9 @@ def plot_layer_significance(weights, path, layer_names=None, title=None):
 
     Example
     -------
-    >>> import os, tempfile
     >>> weights = torch.softmax(torch.randn(10, 13), dim=1)
     >>> path = plot_layer_significance(
-    ...     weights, os.path.join(tempfile.mkdtemp(), "layers.png")
+    ...     weights, str(getfixture("tmp_path") / "layers.png")
     ... )
     >>> path.read_bytes()[:4] == b"\\x89PNG"
     True

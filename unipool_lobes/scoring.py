@@ -518,8 +518,7 @@ def write_scores(path, enrol_ids, test_ids, labels, scores):
 
     Example
     -------
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "scores.txt")
+    >>> path = str(getfixture("tmp_path") / "scores.txt")
     >>> write_scores(path, ["a", "b"], ["c", "d"], [1, 0], [0.5, -0.25])
     >>> print(open(path).read(), end="")
     a c 1 0.5
@@ -592,8 +591,7 @@ def read_scores(path):
 
     Example
     -------
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "scores.txt")
+    >>> path = str(getfixture("tmp_path") / "scores.txt")
     >>> write_scores(path, ["a", "b"], ["c", "d"], [1, 0], [0.5, -0.25])
     >>> enrol, test, labels, scores = read_scores(path)
     >>> enrol, test, labels.tolist(), scores.tolist()

@@ -126,9 +126,8 @@ class MultiLayerSSL(nn.Module):
 
     Example
     -------
-    >>> import tempfile
     >>> from unipool_lobes.local_models import write_local_model
-    >>> folder = write_local_model(tempfile.mkdtemp(), "wavlm", "tiny")
+    >>> folder = write_local_model(str(getfixture("tmp_path")), "wavlm", "tiny")
     >>> ssl = MultiLayerSSL(folder)
     >>> wav = torch.randn(2, 16000)
     >>> hidden_states, frame_lens = ssl(wav, torch.tensor([1.0, 0.5]))
@@ -238,9 +237,8 @@ class MultiLayerSSL(nn.Module):
 
         Example
         -------
-        >>> import tempfile
         >>> from unipool_lobes.local_models import write_local_model
-        >>> ssl = MultiLayerSSL(write_local_model(tempfile.mkdtemp()))
+        >>> ssl = MultiLayerSSL(write_local_model(str(getfixture("tmp_path"))))
         >>> ssl.frame_lengths(torch.tensor([400, 16000, 32000]))
         tensor([ 1, 49, 99])
         """
@@ -266,9 +264,8 @@ class MultiLayerSSL(nn.Module):
 
         Example
         -------
-        >>> import tempfile
         >>> from unipool_lobes.local_models import write_local_model
-        >>> ssl = MultiLayerSSL(write_local_model(tempfile.mkdtemp()))
+        >>> ssl = MultiLayerSSL(write_local_model(str(getfixture("tmp_path"))))
         >>> ssl.train().training, ssl.model.training
         (True, False)
         """
@@ -303,9 +300,8 @@ class MultiLayerSSL(nn.Module):
 
         Example
         -------
-        >>> import tempfile
         >>> from unipool_lobes.local_models import write_local_model
-        >>> ssl = MultiLayerSSL(write_local_model(tempfile.mkdtemp()))
+        >>> ssl = MultiLayerSSL(write_local_model(str(getfixture("tmp_path"))))
         >>> hidden_states, frame_lens = ssl(torch.randn(3, 8000))
         >>> hidden_states.shape, frame_lens.tolist()
         (torch.Size([3, 3, 24, 32]), [1.0, 1.0, 1.0])
@@ -326,9 +322,8 @@ class MultiLayerSSL(nn.Module):
 
         Example
         -------
-        >>> import tempfile
         >>> from unipool_lobes.local_models import write_local_model
-        >>> folder = write_local_model(tempfile.mkdtemp())
+        >>> folder = write_local_model(str(getfixture("tmp_path")))
         >>> ssl = MultiLayerSSL(folder, freeze=False, frozen_steps=1).train()
         >>> phases = []
         >>> for _ in range(2):
@@ -550,9 +545,9 @@ def read_feature_extractor(source, save_path=None):
 
     Example
     -------
-    >>> import tempfile
     >>> from unipool_lobes.local_models import write_local_model
-    >>> folder = write_local_model(tempfile.mkdtemp(), do_normalize=True)
+    >>> out = str(getfixture("tmp_path"))
+    >>> folder = write_local_model(out, do_normalize=True)
     >>> read_feature_extractor(folder)
     (True, 16000)
     """
