@@ -24,7 +24,7 @@ Authors
 import torch
 import torch.nn.functional as F
 
-from unipool_lobes.scoring import cosine_score_trials
+from unipool_lobes.scoring import cosine_score_trials, trial_rows
 
 NORM_METHODS = ("z-norm", "t-norm", "s-norm")
 
@@ -334,25 +334,7 @@ class ScoreNormalizer:
         0.7071
         """
         embeddings = _as_matrix(embeddings, "embeddings")
-        if len(ids) != embeddings.shape[0]:
-            raise ValueError(
-                f"{len(ids)} ids for {embeddings.shape[0]} embedding rows"
-            )
-        if len(enrol_ids) != len(test_ids):
-            raise ValueError(
-                f"{len(enrol_ids)} enrol ids but {len(test_ids)} test ids"
-            )
-        row_of = {utterance_id: row for row, utterance_id in enumerate(ids)}
-        if len(row_of) != len(ids):
-            raise ValueError("ids name some embedding rows twice")
-        unknown = sorted(
-            {i for i in (*enrol_ids, *test_ids) if i not in row_of}
-        )
-        if unknown:
-            raise KeyError(
-                f"{len(unknown)} trial ids have no embedding, e.g. "
-                f"{unknown[:5]}"
-            )
+        row_of = trial_rows(ids, embeddings.shape[0], enrol_ids, test_ids)
         if raw_scores is None:
             raw_scores = cosine_score_trials(
                 embeddings, ids, enrol_ids, test_ids

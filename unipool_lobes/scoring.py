@@ -446,10 +446,58 @@ def cosine_score_trials(embeddings, ids, enrol_ids, test_ids, chunk_size=65536):
         raise ValueError(
             f"embeddings must be [N, E], got shape {tuple(embeddings.shape)}"
         )
-    if len(ids) != embeddings.shape[0]:
-        raise ValueError(
-            f"{len(ids)} ids for {embeddings.shape[0]} embedding rows"
-        )
+    row_of = trial_rows(ids, embeddings.shape[0], enrol_ids, test_ids)
+    enrol_rows = torch.tensor([row_of[i] for i in enrol_ids], dtype=torch.long)
+    test_rows = torch.tensor([row_of[i] for i in test_ids], dtype=torch.long)
+    unit = F.normalize(embeddings, dim=1)
+    scores = torch.empty(len(enrol_ids), dtype=unit.dtype)
+    for start in range(0, len(enrol_ids), chunk_size):
+        stop = start + chunk_size
+        scores[start:stop] = (
+            unit[enrol_rows[start:stop]] * unit[test_rows[start:stop]]
+        ).sum(dim=1)
+    return scores
+
+
+def trial_rows(ids, n_rows, enrol_ids, test_ids):
+    """Checks a trial list against an embedding table's row names.
+
+    Arguments
+    ---------
+    ids : list of str
+        The name of each embedding row.
+    n_rows : int
+        Number of rows of the embedding table.
+    enrol_ids : list of str
+        Enrolment utterance of each trial.
+    test_ids : list of str
+        Test utterance of each trial.
+
+    Returns
+    -------
+    dict
+        ``{utterance id: row}``.
+
+    Raises
+    ------
+    ValueError
+        If ``ids`` does not name every row exactly once, or the two trial
+        sides differ in length.
+    KeyError
+        If a trial names an utterance without an embedding (up to five are
+        listed).
+
+    Example
+    -------
+    >>> trial_rows(["a", "b"], 2, ["a"], ["b"])
+    {'a': 0, 'b': 1}
+    >>> trial_rows(["a", "b"], 2, ["a"], ["c"])
+    Traceback (most recent call last):
+    ...
+    KeyError: "1 trial ids have no embedding, e.g. ['c']"
+    """
+    if len(ids) != n_rows:
+        raise ValueError(f"{len(ids)} ids for {n_rows} embedding rows")
     if len(enrol_ids) != len(test_ids):
         raise ValueError(
             f"{len(enrol_ids)} enrol ids but {len(test_ids)} test ids"
@@ -462,16 +510,7 @@ def cosine_score_trials(embeddings, ids, enrol_ids, test_ids, chunk_size=65536):
         raise KeyError(
             f"{len(unknown)} trial ids have no embedding, e.g. {unknown[:5]}"
         )
-    enrol_rows = torch.tensor([row_of[i] for i in enrol_ids], dtype=torch.long)
-    test_rows = torch.tensor([row_of[i] for i in test_ids], dtype=torch.long)
-    unit = F.normalize(embeddings, dim=1)
-    scores = torch.empty(len(enrol_ids), dtype=unit.dtype)
-    for start in range(0, len(enrol_ids), chunk_size):
-        stop = start + chunk_size
-        scores[start:stop] = (
-            unit[enrol_rows[start:stop]] * unit[test_rows[start:stop]]
-        ).sum(dim=1)
-    return scores
+    return row_of
 
 
 def _as_labels(labels, n_scores, name="labels"):
