@@ -27,11 +27,16 @@ import pytest
 import soundfile
 import torch
 from hyperpyyaml import load_hyperpyyaml
+from mini_voxceleb_setup import (
+    GROUPS,
+    TRIALS_PER_CLASS,
+    write_corpus_and_lists,
+)
 from test_baseline_recipes import SYSTEMS
 
 from data_prep.common import options_path, read_csv
 from data_prep.librispeech import prepare_librispeech
-from data_prep.mini_corpus import write_mini_librispeech, write_mini_voxceleb
+from data_prep.mini_corpus import write_mini_librispeech
 from data_prep.trials import read_trials
 from data_prep.voxceleb import prepare_voxceleb
 from unipool_lobes.local_models import write_local_model
@@ -53,14 +58,6 @@ OWN_EVAL_BATCH = {"xvector", "sincnet"}
 TOP_LEVEL_KEY = re.compile(r"^([A-Za-z_]\w*):")
 
 LIBRISPEECH_SPEAKERS = 8
-VOX_GROUPS = {
-    "vox1-dev": [f"id{10001 + k}" for k in range(6)],
-    "vox1-test": ["id10270", "id10271", "id10272"],
-    "vox2-dev": ["id00012", "id00015", "id00016"],
-    "vox2-test": ["id00017", "id00061", "id00081"],
-}
-VOX_AUDIO = {"duration_range": (1.0, 2.0), "videos_per_speaker": 2}
-VOX_TRIALS_PER_CLASS = 20
 
 
 def _yaml_path(system, suffix):
@@ -206,39 +203,7 @@ def voxceleb(tmp_path_factory):
     Returns ``setting -> data overrides of its runs``.
     """
     root = tmp_path_factory.mktemp("corpus_baselines_voxceleb")
-    vox1 = write_mini_voxceleb(
-        root / "vox1",
-        speakers=VOX_GROUPS["vox1-dev"] + VOX_GROUPS["vox1-test"],
-        test_speakers=VOX_GROUPS["vox1-test"],
-        n_trials_per_class=VOX_TRIALS_PER_CLASS,
-        seed=3,
-        **VOX_AUDIO,
-    )
-    for subset in ("dev", "test"):
-        write_mini_voxceleb(
-            root / "vox2",
-            speakers=VOX_GROUPS[f"vox2-{subset}"],
-            test_speakers=(),
-            audio_folder=f"vox2_{subset}_wav",
-            seed=4,
-            **VOX_AUDIO,
-        )
-    lists = root / "lists"
-    (lists / "speakers").mkdir(parents=True)
-    for name, speakers in VOX_GROUPS.items():
-        (lists / "speakers" / f"speaker-{name}.csv").write_text(
-            "ID\n" + "\n".join(speakers) + "\n"
-        )
-    # The published Vox1-O list's form, from the corpus's official list.
-    rows = ["LABEL,SAMPLE1,SAMPLE2"]
-    for line in (pathlib.Path(vox1) / "veri_test2.txt").read_text().split("\n"):
-        if line:
-            label, enrol, test = line.split()
-            rows.append(f"{label},vox1_test_wav/{enrol},vox1_test_wav/{test}")
-    (lists / "trials").mkdir()
-    (lists / "trials/trials-vox1.csv").write_text("\n".join(rows) + "\n")
-
-    data_folders = f"{vox1},{root / 'vox2'}"
+    data_folders, lists = write_corpus_and_lists(root)
     settings = {}
     for setting, eh_trials in (("vox1", None), ("vox2", "auto")):
         prepared = str(root / f"prepared_{setting}")
@@ -249,16 +214,16 @@ def voxceleb(tmp_path_factory):
             paper_lists=str(lists),
             vox1_eh_trials=eh_trials,
             seed=SEED,
-            n_vox2_trials_per_class=VOX_TRIALS_PER_CLASS,
+            n_vox2_trials_per_class=TRIALS_PER_CLASS,
             num_workers=1,
         )
         settings[setting] = {
             "data_folder": data_folders,
             "prep_folder": prepared,
             "paper_lists": str(lists),
-            "n_vox2_trials_per_class": VOX_TRIALS_PER_CLASS,
+            "n_vox2_trials_per_class": TRIALS_PER_CLASS,
             "prep_num_workers": 1,
-            "out_n_neurons": len(VOX_GROUPS[f"{setting}-dev"]),
+            "out_n_neurons": len(GROUPS[f"{setting}-dev"]),
         }
     return settings
 
@@ -378,9 +343,9 @@ def test_vox2_yaml_prepares_and_runs_a_batch(
     assert _record_time(data) == prepared_at, "the preparation was redone"
     assert hparams["corpus_name"] == "VoxCeleb"
     train = read_csv(hparams["train_annotation"])
-    assert {row["spk_id"] for row in train} == set(VOX_GROUPS["vox2-dev"])
+    assert {row["spk_id"] for row in train} == set(GROUPS["vox2-dev"])
     valid = read_csv(hparams["valid_annotation"])
-    assert {row["spk_id"] for row in valid} == set(VOX_GROUPS["vox1-test"])
+    assert {row["spk_id"] for row in valid} == set(GROUPS["vox1-test"])
 
     n_samples = round(hparams["crop_seconds"] * hparams["sample_rate"])
     wavs, rows = _train_batch(hparams["train_annotation"], n_samples)
@@ -389,8 +354,8 @@ def test_vox2_yaml_prepares_and_runs_a_batch(
     modules.train()
     feats, feat_lens = modules["front_end"](wavs, lengths)
     logits = modules["classifier"](modules["embedding_model"](feats, feat_lens))
-    assert logits.shape == (len(rows), 1, len(VOX_GROUPS["vox2-dev"]))
-    speakers = sorted(VOX_GROUPS["vox2-dev"])
+    assert logits.shape == (len(rows), 1, len(GROUPS["vox2-dev"]))
+    speakers = sorted(GROUPS["vox2-dev"])
     labels = torch.tensor([[speakers.index(row["spk_id"])] for row in rows])
     loss = hparams["compute_cost"](logits, labels)
     assert torch.isfinite(loss)

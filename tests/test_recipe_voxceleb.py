@@ -18,9 +18,9 @@ import sys
 
 import pytest
 from hyperpyyaml import load_hyperpyyaml
+from mini_voxceleb_setup import GROUPS, write_corpus_and_lists
 
 from data_prep.common import read_csv
-from data_prep.mini_corpus import write_mini_voxceleb
 from data_prep.trials import read_trials, read_voxceleb_trials
 from unipool_lobes.local_models import write_local_model
 
@@ -29,14 +29,6 @@ PAPER = (
     pathlib.Path(__file__).resolve().parents[2]
     / "shared/data/paper_splits/VoxCeleb/preprocess"
 )
-GROUPS = {
-    "vox1-dev": [f"id{10001 + k}" for k in range(6)],
-    "vox1-test": ["id10270", "id10271", "id10272"],
-    "vox2-dev": ["id00012", "id00015", "id00016"],
-    "vox2-test": ["id00017", "id00061", "id00081"],
-}
-SETTINGS = {"duration_range": (1.0, 2.0), "videos_per_speaker": 2}
-
 pytestmark = pytest.mark.slow
 
 
@@ -44,40 +36,11 @@ pytestmark = pytest.mark.slow
 def inputs(tmp_path_factory):
     """Two VoxCeleb roots, trimmed lists and a tiny local wav2vec2."""
     root = tmp_path_factory.mktemp("voxceleb_recipe")
-    vox1 = write_mini_voxceleb(
-        root / "vox1",
-        speakers=GROUPS["vox1-dev"] + GROUPS["vox1-test"],
-        test_speakers=GROUPS["vox1-test"],
-        n_trials_per_class=20,
-        seed=3,
-        **SETTINGS,
-    )
-    for subset in ("dev", "test"):
-        write_mini_voxceleb(
-            root / "vox2",
-            speakers=GROUPS[f"vox2-{subset}"],
-            test_speakers=(),
-            audio_folder=f"vox2_{subset}_wav",
-            seed=4,
-            **SETTINGS,
-        )
-    lists = root / "lists"
-    (lists / "speakers").mkdir(parents=True)
-    for name, speakers in GROUPS.items():
-        (lists / "speakers" / f"speaker-{name}.csv").write_text(
-            "ID\n" + "\n".join(speakers) + "\n"
-        )
-    rows = ["LABEL,SAMPLE1,SAMPLE2"]
-    for line in (pathlib.Path(vox1) / "veri_test2.txt").read_text().split("\n"):
-        if line:
-            label, enrol, test = line.split()
-            rows.append(f"{label},vox1_test_wav/{enrol},vox1_test_wav/{test}")
-    (lists / "trials").mkdir()
-    (lists / "trials/trials-vox1.csv").write_text("\n".join(rows) + "\n")
+    data_folders, lists = write_corpus_and_lists(root)
     model = write_local_model(
         root / "tiny-wav2vec2", family="wav2vec2", size="tiny", seed=3
     )
-    return f"{vox1},{root / 'vox2'}", lists, model
+    return data_folders, lists, model
 
 
 def _overrides(inputs, output_folder, n_train_speakers):
