@@ -27,7 +27,16 @@ setup(
         "matplotlib",
         "tqdm",
     ],
-    extras_require={"dev": ["pytest>=7.4", "ruff>=0.12", "yamllint>=1.35"]},
+    extras_require={
+        "dev": [
+            "pytest>=7.4",
+            # A test that hangs fails at the timeout of pyproject.toml
+            # instead of holding CI for its whole budget.
+            "pytest-timeout>=2.2",
+            "ruff>=0.12",
+            "yamllint>=1.35",
+        ]
+    },
     entry_points={
         "console_scripts": ["unipool-sv=unipool_lobes.cli:main"],
     },

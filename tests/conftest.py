@@ -92,8 +92,9 @@ def trained_vctk_run(tmp_path_factory):
     """
     import importlib.util
     import pathlib
-    import subprocess
     import sys
+
+    import processes
 
     from data_prep.mini_corpus import write_mini_vctk
 
@@ -113,7 +114,7 @@ def trained_vctk_run(tmp_path_factory):
     )
     run = root / "run"
     overrides = demo.demo_overrides(corpus, model, str(run), 4, 2, batch_size=8)
-    training = subprocess.run(
+    processes.run(
         [
             sys.executable,
             "train.py",
@@ -121,12 +122,57 @@ def trained_vctk_run(tmp_path_factory):
             *overrides,
             "--crop_seconds=1.0",
         ],
+        timeout=300,
+        check=True,
         cwd=recipe,
-        capture_output=True,
-        text=True,
     )
-    if training.returncode != 0:
-        raise RuntimeError(
-            f"training the VCTK recipe failed:\n{training.stderr[-3000:]}"
-        )
     return run
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A factory of small tmpfs mounts, unmounted after the test.
+
+    ``mount(size="2m") -> pathlib.Path`` mounts a tmpfs of that size (a
+    real file system that fills up: writes then fail with ENOSPC, as on a
+    full disk); ``read_only(folder)`` remounts one read-only (EROFS even for
+    root, which ignores permission bits). The test is skipped where this
+    process may not mount file systems.
+
+    Arguments
+    ---------
+    tmp_path : pathlib.Path
+        pytest's temporary folder of the test.
+
+    Yields
+    ------
+    types.SimpleNamespace
+        With ``mount`` and ``read_only``.
+    """
+    import types
+
+    import processes
+
+    mounted = []
+
+    def mount(size="2m"):
+        folder = tmp_path / f"tmpfs{len(mounted)}"
+        folder.mkdir()
+        done = processes.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", folder],
+            30,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stdout.strip()}")
+        mounted.append(folder)
+        return folder
+
+    def read_only(folder):
+        done = processes.run(
+            ["mount", "-o", "remount,ro", str(folder)], 30, check=True
+        )
+        return done
+
+    yield types.SimpleNamespace(mount=mount, read_only=read_only)
+    for folder in reversed(mounted):
+        processes.run(["umount", "-l", str(folder)], 30)

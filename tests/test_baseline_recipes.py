@@ -10,9 +10,9 @@ once for the module (``--prep_folder`` points every run at it).
 import json
 import os
 import pathlib
-import subprocess
 import sys
 
+import processes
 import pytest
 import torch
 from transformers import AutoModel
@@ -137,10 +137,7 @@ def trained(shared_inputs, tmp_path_factory):
         ]
         # One thread per run: the suite shares a few cores.
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        done = subprocess.run(
-            command, cwd=RECIPE, capture_output=True, text=True, env=env
-        )
-        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+        processes.run(command, 300, check=True, cwd=RECIPE, env=env)
         runs[yaml_name] = out
         return out
 

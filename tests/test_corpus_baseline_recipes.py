@@ -20,9 +20,9 @@ import json
 import os
 import pathlib
 import re
-import subprocess
 import sys
 
+import processes
 import pytest
 import soundfile
 import torch
@@ -271,10 +271,7 @@ def test_trains_validates_and_tests(
     ]
     # One thread per run: the suite shares a few cores.
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    done = subprocess.run(
-        command, cwd=folder, capture_output=True, text=True, env=env
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    processes.run(command, 300, check=True, cwd=folder, env=env)
     assert _record_time(data) == prepared_at, "the preparation was redone"
 
     log = (tmp_path / "train_log.txt").read_text()

@@ -45,12 +45,12 @@ import os
 import pathlib
 import re
 import shutil
-import subprocess
 import sys
 import textwrap
 import types
 
 import numpy as np
+import processes
 import pytest
 import soundfile
 
@@ -541,12 +541,7 @@ def test_named_pipe_is_reported_not_waited_on(tmp_path):
         print("rows", summary.n_files)
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = processes.run([sys.executable, "-c", script], 60, merge=False)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[-1] == "rows 1"

@@ -1,9 +1,9 @@
 """Tests of the local HF model writer."""
 
 import os
-import subprocess
 import sys
 
+import processes
 import pytest
 import torch
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
@@ -109,7 +109,7 @@ def test_config_overrides_and_bad_arguments():
 def test_command_line(tmp_path):
     """python -m unipool_lobes.local_models writes a loadable folder."""
     out = tmp_path / "cli_model"
-    subprocess.run(
+    processes.run(
         [
             sys.executable,
             "-m",
@@ -124,8 +124,8 @@ def test_command_line(tmp_path):
             "--out",
             str(out),
         ],
+        120,
         check=True,
-        capture_output=True,
     )
     assert AutoConfig.from_pretrained(out).feat_extract_norm == "layer"
     assert AutoFeatureExtractor.from_pretrained(out).do_normalize

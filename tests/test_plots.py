@@ -6,11 +6,11 @@ Authors
 
 import os
 import struct
-import subprocess
 import sys
 import zlib
 
 import numpy as np
+import processes
 import pytest
 import torch
 
@@ -188,7 +188,7 @@ def test_importing_the_module_does_not_import_matplotlib():
         "import sys, unipool_lobes.plots; "
         "sys.exit(int('matplotlib' in sys.modules))"
     )
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    assert processes.run([sys.executable, "-c", code], 60).returncode == 0
 
 
 def test_probit_without_scipy_matches_scipy(monkeypatch):

@@ -9,9 +9,9 @@ experiment, changed by command-line overrides only.
 
 import json
 import pathlib
-import subprocess
 import sys
 
+import processes
 import pytest
 
 from data_prep.common import read_csv
@@ -71,8 +71,7 @@ def test_librispeech_recipe_end_to_end(tmp_path):
         "hparams/unipool_librispeech.yaml",
         *_overrides(corpus, model, out),
     ]
-    run = subprocess.run(command, cwd=RECIPE, capture_output=True, text=True)
-    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    processes.run(command, 300, check=True, cwd=RECIPE)
 
     train = read_csv(out / "data/train.csv")
     assert len({row["spk_id"] for row in train}) == N_TRAIN_SPEAKERS

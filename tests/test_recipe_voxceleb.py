@@ -13,9 +13,9 @@ run on the same corpus.
 import json
 import pathlib
 import re
-import subprocess
 import sys
 
+import processes
 import pytest
 from hyperpyyaml import load_hyperpyyaml
 from mini_voxceleb_setup import GROUPS, write_corpus_and_lists
@@ -78,8 +78,7 @@ def test_vox1_recipe_end_to_end(inputs, tmp_path):
         "hparams/unipool_vox1.yaml",
         *_overrides(inputs, out, len(GROUPS["vox1-dev"])),
     ]
-    run = subprocess.run(command, cwd=RECIPE, capture_output=True, text=True)
-    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    processes.run(command, 300, check=True, cwd=RECIPE)
 
     train = read_csv(out / "data/train.csv")
     assert {row["spk_id"] for row in train} == set(GROUPS["vox1-dev"])
