@@ -11,14 +11,15 @@ Authors
 
 import contextlib
 import csv
+import io
 import json
 import logging
 import math
 import multiprocessing
 import os
 import pathlib
+import signal
 import sys
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -28,6 +29,12 @@ from data_prep.audio_header import (
     AudioInfo as AudioInfo,
     audio_info,
     check_last_sample,
+)
+from unipool_lobes.safe_io import (
+    atomic_open as atomic_open,
+    lock_folder,
+    write_bytes_atomic,
+    write_text_atomic as write_text_atomic,
 )
 
 logger = logging.getLogger(__name__)
@@ -104,76 +111,6 @@ class ProblemReport:
         return pathlib.Path(path)
 
 
-@contextlib.contextmanager
-def atomic_open(path, mode="w", **kwargs):
-    """Opens a temporary file beside ``path`` that replaces it on success.
-
-    The data is flushed to disk and moved over ``path`` with ``os.replace``
-    only when the ``with`` block ends without an exception; otherwise the
-    temporary file is removed and ``path`` is left as it was.
-
-    Arguments
-    ---------
-    path : str or path
-        The file to write.
-    mode : str
-        ``"w"`` (text) or ``"wb"`` (binary).
-    **kwargs
-        Passed to ``open`` (e.g. ``newline=""``, ``encoding``).
-
-    Yields
-    ------
-    file object
-        The open temporary file.
-
-    Example
-    -------
-    >>> folder = getfixture("tmp_path")
-    >>> with atomic_open(folder / "a.txt") as out:
-    ...     _ = out.write("hello")
-    >>> (folder / "a.txt").read_text()
-    'hello'
-    """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if "b" not in mode:
-        kwargs.setdefault("encoding", "utf-8")
-    handle, tmp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, mode, **kwargs) as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp_name)
-        raise
-
-
-def write_text_atomic(path, text):
-    """Writes ``text`` to ``path`` atomically.
-
-    Arguments
-    ---------
-    path : str or path
-        The file to write.
-    text : str
-        Its whole content.
-
-    Example
-    -------
-    >>> path = getfixture("tmp_path") / "note.txt"
-    >>> write_text_atomic(path, "done\\n")
-    >>> path.read_text()
-    'done\\n'
-    """
-    with atomic_open(path, "w") as out:
-        out.write(text)
-
-
 def write_csv_atomic(path, rows, fieldnames):
     """Writes a list of dicts as CSV atomically (temp file + ``os.replace``).
 
@@ -222,6 +159,8 @@ def write_csv_atomic(path, rows, fieldnames):
 def read_csv(path):
     """Reads a CSV file with a header into a list of dicts (str values).
 
+    A UTF-8 byte-order mark is accepted.
+
     Arguments
     ---------
     path : str or path
@@ -239,7 +178,9 @@ def read_csv(path):
     >>> [row["ID"] for row in read_csv(path)]
     ['a', 'b']
     """
-    with open(path, newline="", encoding="utf-8") as source:
+    # utf-8-sig: a byte-order mark (spreadsheet programs write one) would
+    # otherwise become part of the first column's name.
+    with open(path, newline="", encoding="utf-8-sig") as source:
         return list(csv.DictReader(source))
 
 
@@ -361,6 +302,61 @@ def clear_prepared(save_folder, name):
     """
     with contextlib.suppress(FileNotFoundError):
         options_path(save_folder, name).unlink()
+
+
+def start_preparation(save_folder, name, options, outputs):
+    """Locks ``save_folder`` for a preparation, unless it is already done.
+
+    A finished preparation (same options, every output there) is reused
+    without taking the lock, so a prepared corpus on a read-only disk can
+    be trained on. Otherwise the folder must be writable and free: a
+    second preparation of the same folder is refused at once, naming the
+    process doing the first (:class:`unipool_lobes.safe_io.FolderLock`).
+    The check is made again under the lock, in case another process
+    finished meanwhile, and the options record is removed before outputs
+    are rewritten.
+
+    Arguments
+    ---------
+    save_folder : str or path
+        Where the preparation writes its outputs.
+    name : str
+        The preparation's name.
+    options : dict
+        Its options (see :func:`is_prepared`).
+    outputs : iterable of str or path
+        The files it writes.
+
+    Returns
+    -------
+    FolderLock or None
+        The held lock (use it as a context manager around the work), or
+        None when the preparation can be skipped.
+
+    Raises
+    ------
+    unipool_lobes.safe_io.OutputFolderError
+        When ``save_folder`` cannot be written.
+    unipool_lobes.safe_io.FolderBusyError
+        When another process prepares the same folder.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path") / "prep"
+    >>> with start_preparation(folder, "demo", {"seed": 1}, []) as lock:
+    ...     mark_prepared(folder, "demo", {"seed": 1})
+    >>> start_preparation(folder, "demo", {"seed": 1}, []) is None
+    True
+    """
+    outputs = list(outputs)
+    if is_prepared(save_folder, name, options, outputs):
+        return None
+    lock = lock_folder(save_folder, f"{name} preparation")
+    if is_prepared(save_folder, name, options, outputs):
+        lock.release()
+        return None
+    clear_prepared(save_folder, name)
+    return lock
 
 
 # ---------------------------------------------------------------------- audio
@@ -573,8 +569,12 @@ def convert_audio(source, target, sample_rate=16000):
     if rate != sample_rate:
         mono = torchaudio.functional.resample(mono, rate, sample_rate)
     pcm = np.clip(np.round(mono.numpy() * 32768.0), -32768, 32767)
-    with atomic_open(target, "wb") as out:
-        soundfile.write(out, pcm.astype(np.int16), sample_rate, format="WAV")
+    # Encoded in memory: libsndfile writing into a file object reports a
+    # full disk as a bare AssertionError; a plain write raises ENOSPC, which
+    # write_bytes_atomic turns into an error naming the file.
+    encoded = io.BytesIO()
+    soundfile.write(encoded, pcm.astype(np.int16), sample_rate, format="WAV")
+    write_bytes_atomic(target, encoded.getvalue())
     return len(pcm)
 
 
@@ -587,10 +587,75 @@ def _convert_job(job):
         return source, target, None, str(error)
 
 
-def _worker_init():
-    """Keeps each worker process on one thread."""
+_LIBC = []
+
+
+def _libc():
+    """The C library, loaded once (before any fork: loading it in a child
+    forked from a threaded process could deadlock)."""
+    if not _LIBC:
+        import ctypes
+
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
+
+
+def die_with_parent(parent_pid=None):
+    """Makes the calling process end when its parent process ends.
+
+    Without it, the workers of a preparation killed with SIGKILL go on
+    converting files, then sleep, each holding its memory. On Linux the
+    kernel sends SIGKILL to the caller when the parent thread that made it
+    exits (``PR_SET_PDEATHSIG``); elsewhere this does nothing.
+
+    Arguments
+    ---------
+    parent_pid : int, optional
+        The parent's pid as the parent saw it: when the parent already died
+        before this call, the caller exits at once.
+
+    Example
+    -------
+    >>> die_with_parent()  # in the test process: parent alive, nothing happens
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    _libc().prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def child_dies_with_parent():
+    """A ``preexec_fn`` for ``subprocess`` that ends the child with us.
+
+    Returns
+    -------
+    callable
+        Calls :func:`die_with_parent` in the child.
+
+    Example
+    -------
+    >>> import subprocess
+    >>> subprocess.run(["true"], preexec_fn=child_dies_with_parent()).returncode
+    0
+    """
+    if sys.platform.startswith("linux"):
+        _libc()
+    parent_pid = os.getpid()
+
+    def in_child():
+        die_with_parent(parent_pid)
+
+    return in_child
+
+
+def _worker_init(parent_pid=None):
+    """Keeps each worker process on one thread, and ends it with its
+    parent."""
     import torch
 
+    die_with_parent(parent_pid)
     torch.set_num_threads(1)
 
 
@@ -623,6 +688,7 @@ def _run_jobs(function, jobs, num_workers):
         max_workers=num_workers,
         mp_context=multiprocessing.get_context(method),
         initializer=_worker_init,
+        initargs=(os.getpid(),),
     ) as pool:
         return list(pool.map(function, jobs, chunksize=chunksize))
 

@@ -35,14 +35,13 @@ from collections import namedtuple
 
 from data_prep.common import (
     ProblemReport,
-    clear_prepared,
     convert_audio_files,
-    is_prepared,
     mark_prepared,
     paper_lists_folder,
     paper_lists_option,
     scan_audio,
     short_audio_problem,
+    start_preparation,
     trials_with_audio,
     write_csv_atomic,
 )
@@ -603,88 +602,91 @@ def prepare_librispeech(
         "allow_missing_trials": allow_missing_trials,
         "min_duration": min_duration,
     }
-    if is_prepared(save_folder, "librispeech", options, outputs.values()):
+    lock = start_preparation(
+        save_folder, "librispeech", options, outputs.values()
+    )
+    if lock is None:
         logger.info("LibriSpeech already prepared in %s, skipping", save_folder)
         return outputs
-    clear_prepared(save_folder, "librispeech")
-    save_folder.mkdir(parents=True, exist_ok=True)
-    problems = ProblemReport()
+    with lock:
+        save_folder.mkdir(parents=True, exist_ok=True)
+        problems = ProblemReport()
 
-    speakers_txt = data_folder / "SPEAKERS.TXT"
-    meta = {}
-    if speakers_txt.is_file():
-        meta = read_speakers_txt(speakers_txt, problems)
-    else:
-        problems.add(speakers_txt, "missing; speaker genders left empty")
-    lists_folder = None
-    if split_source == "paper":
-        lists_folder = paper_lists_folder(
-            lists_source, save_folder, _paper_list_names()
+        speakers_txt = data_folder / "SPEAKERS.TXT"
+        meta = {}
+        if speakers_txt.is_file():
+            meta = read_speakers_txt(speakers_txt, problems)
+        else:
+            problems.add(speakers_txt, "missing; speaker genders left empty")
+        lists_folder = None
+        if split_source == "paper":
+            lists_folder = paper_lists_folder(
+                lists_source, save_folder, _paper_list_names()
+            )
+        utterances = find_utterances(data_folder, every_subset, problems)
+        logger.info(
+            "LibriSpeech: reading %d FLAC headers from %s",
+            len(utterances),
+            data_folder,
         )
-    utterances = find_utterances(data_folder, every_subset, problems)
-    logger.info(
-        "LibriSpeech: reading %d FLAC headers from %s",
-        len(utterances),
-        data_folder,
-    )
-    records = _audio_records(
-        utterances,
-        save_folder,
-        {
-            "sample_rate": sample_rate,
-            "convert_flac": convert_flac,
-            "min_duration": min_duration,
-        },
-        num_workers,
-        problems,
-    )
-    if not records:
-        problems.write(outputs["problems"])
-        raise ValueError(
-            f"{data_folder}: no usable LibriSpeech FLAC file in the subsets "
-            f"{list(every_subset)}; see {outputs['problems']}"
-        )
-    if split_source == "paper":
-        speakers, trials = _paper_split(
-            lists_folder, records, meta, allow_missing_trials, problems
-        )
-    else:
-        speakers, trials = _generated_split(
-            records,
-            subsets,
-            meta,
+        records = _audio_records(
+            utterances,
+            save_folder,
             {
-                "speakers_txt": speakers_txt,
-                "n_per_class": n_trials_per_class,
-                "seed": seed,
+                "sample_rate": sample_rate,
+                "convert_flac": convert_flac,
+                "min_duration": min_duration,
             },
+            num_workers,
             problems,
         )
-
-    train_speakers = set(speakers["train"])
-    ids = {"train": [u for u in records if records[u][0] in train_speakers]}
-    for split in ("valid", "test"):
-        ids[split] = {
-            t[key] for t in trials[split] for key in ("enrol", "test")
-        }
-    problems.write(outputs["problems"])
-    for split in SPLITS:
-        if not ids[split]:
+        if not records:
+            problems.write(outputs["problems"])
             raise ValueError(
-                f"LibriSpeech {split} split is empty (subsets "
-                f"{list(subsets[split])}); see {outputs['problems']}"
+                f"{data_folder}: no usable LibriSpeech FLAC file in the "
+                f"subsets {list(every_subset)}; see {outputs['problems']}"
             )
-    fieldnames = MANIFEST_COLUMNS + META_COLUMNS
-    for split in SPLITS:
-        rows = _manifest_rows(ids[split], records, meta, sample_rate)
-        write_csv_atomic(outputs[split], rows, fieldnames)
-        logger.info(
-            "%s: %d utterances of %d speakers",
-            outputs[split],
-            len(rows),
-            len({row["spk_id"] for row in rows}),
-        )
-    for split in ("valid", "test"):
-        write_trials_csv(outputs[f"{split}_trials"], trials[split])
-    mark_prepared(save_folder, "librispeech", options)
+        if split_source == "paper":
+            speakers, trials = _paper_split(
+                lists_folder, records, meta, allow_missing_trials, problems
+            )
+        else:
+            speakers, trials = _generated_split(
+                records,
+                subsets,
+                meta,
+                {
+                    "speakers_txt": speakers_txt,
+                    "n_per_class": n_trials_per_class,
+                    "seed": seed,
+                },
+                problems,
+            )
+
+        train_speakers = set(speakers["train"])
+        ids = {"train": [u for u in records if records[u][0] in train_speakers]}
+        for split in ("valid", "test"):
+            ids[split] = {
+                t[key] for t in trials[split] for key in ("enrol", "test")
+            }
+        problems.write(outputs["problems"])
+        for split in SPLITS:
+            if not ids[split]:
+                raise ValueError(
+                    f"LibriSpeech {split} split is empty (subsets "
+                    f"{list(subsets[split])}); see {outputs['problems']}"
+                )
+        fieldnames = MANIFEST_COLUMNS + META_COLUMNS
+        for split in SPLITS:
+            rows = _manifest_rows(ids[split], records, meta, sample_rate)
+            write_csv_atomic(outputs[split], rows, fieldnames)
+            logger.info(
+                "%s: %d utterances of %d speakers",
+                outputs[split],
+                len(rows),
+                len({row["spk_id"] for row in rows}),
+            )
+        for split in ("valid", "test"):
+            write_trials_csv(outputs[f"{split}_trials"], trials[split])
+        mark_prepared(save_folder, "librispeech", options)
     return outputs

@@ -29,7 +29,11 @@ import zlib
 from collections import namedtuple
 
 from data_prep.audio_header import audio_info
-from data_prep.common import atomic_open, default_num_workers
+from data_prep.common import (
+    atomic_open,
+    default_num_workers,
+    die_with_parent,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -359,7 +363,11 @@ def _map_jobs(jobs, num_workers):
     # the caller's __main__.
     method = "fork" if sys.platform.startswith("linux") else None
     context = multiprocessing.get_context(method)
-    with context.Pool(min(num_workers, len(jobs))) as pool:
+    with context.Pool(
+        min(num_workers, len(jobs)),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         yield from pool.imap_unordered(_scan_job, jobs, chunksize=4)
 
 

@@ -251,7 +251,7 @@ def read_voxceleb_trials(path, path_to_id=voxceleb_path_to_id):
     [{'enrol': 'id1--v--00001', 'test': 'id1--w--00003', 'label': 1}]
     """
     trials = []
-    with open(path, encoding="utf-8") as source:
+    with open(path, encoding="utf-8-sig") as source:
         for number, line in enumerate(source, start=1):
             fields = line.split()
             if not fields:
@@ -420,7 +420,7 @@ def read_trials(path):
     >>> read_trials(path)["test"]
     ['id1--w--00003']
     """
-    with open(path, encoding="utf-8") as source:
+    with open(path, encoding="utf-8-sig") as source:
         first = source.readline().strip()
     header = set(first.split(","))
     if "," not in first:
@@ -434,11 +434,69 @@ def read_trials(path):
             f"{path}: header {first!r} is neither 'enrol,test,label' nor "
             "'LABEL,SAMPLE1,SAMPLE2'"
         )
+    check_trial_pairs(trials, path)
     columns = {key: [] for key in TRIAL_COLUMNS}
     for trial in trials:
         for key, value in trial.items():
             columns.setdefault(key, []).append(value)
     return columns
+
+
+def check_trial_pairs(trials, where):
+    """Refuses a trial list that repeats a trial or contradicts itself.
+
+    The same ``(enrol, test)`` pair twice would count twice in the EER;
+    a pair and its reverse with different labels cannot both be right.
+    A pair and its reverse with the same label are allowed (the official
+    VoxCeleb1-O list holds 338 such pairs).
+
+    Arguments
+    ---------
+    trials : list of dict
+        Trials with ``enrol``, ``test`` and ``label``, in file order.
+    where : str or path
+        The trial list, named in the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the two trials (1-based, in file order).
+
+    Example
+    -------
+    >>> trials = [{"enrol": "a", "test": "b", "label": 1},
+    ...           {"enrol": "b", "test": "a", "label": 0}]
+    >>> try:
+    ...     check_trial_pairs(trials, "t.csv")
+    ... except ValueError as error:
+    ...     print(error)
+    t.csv: trials 1 and 2 pair a with b but one says target (1),
+    the other non-target (0)
+    """
+    first_of = {}
+    for number, trial in enumerate(trials, start=1):
+        pair = (trial["enrol"], trial["test"])
+        if pair in first_of:
+            raise ValueError(
+                f"{where}: trials {first_of[pair]} and {number} are the same "
+                f"trial ({pair[0]} {pair[1]}); remove the repeat"
+            )
+        first_of[pair] = number
+        reverse = first_of.get(pair[::-1])
+        if (
+            reverse is not None
+            and trials[reverse - 1]["label"] != trial["label"]
+        ):
+            raise ValueError(
+                f"{where}: trials {reverse} and {number} pair {pair[1]} with "
+                f"{pair[0]} but one says "
+                f"{_label_name(trials[reverse - 1]['label'])}, the other "
+                f"{_label_name(trial['label'])}"
+            )
+
+
+def _label_name(label):
+    return "target (1)" if label == 1 else "non-target (0)"
 
 
 # --------------------------------------------------------- balanced generator

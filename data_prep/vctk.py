@@ -22,15 +22,14 @@ import re
 
 from data_prep.common import (
     ProblemReport,
-    clear_prepared,
     convert_audio_files,
-    is_prepared,
     mark_prepared,
     paper_lists_folder,
     paper_lists_option,
     scaled_heldout_counts,
     short_audio_problem,
     split_speakers,
+    start_preparation,
     trials_with_audio,
     write_csv_atomic,
 )
@@ -487,88 +486,90 @@ def prepare_vctk(
         "n_trials_per_class": n_trials_per_class,
         "min_duration": min_duration,
     }
-    if is_prepared(save_folder, "vctk", options, outputs.values()):
+    lock = start_preparation(save_folder, "vctk", options, outputs.values())
+    if lock is None:
         logger.info("VCTK already prepared in %s, skipping", save_folder)
         return outputs
-    clear_prepared(save_folder, "vctk")
-    save_folder.mkdir(parents=True, exist_ok=True)
-    problems = ProblemReport()
+    with lock:
+        save_folder.mkdir(parents=True, exist_ok=True)
+        problems = ProblemReport()
 
-    audio_root, pattern, version = find_audio(data_folder, mic)
-    if version == "0.92" and (data_folder / "wav48").is_dir():
-        problems.add(
-            data_folder / "wav48",
-            "VCTK 0.80 audio beside 0.92's wav48_silence_trimmed/ (the same "
-            "utterance IDs twice); the 0.92 files are used, these ignored",
-        )
-    meta = _speaker_meta(data_folder, problems)
-    lists_folder = None
-    if split_source == "paper":
-        lists_folder = paper_lists_folder(
-            paper_lists or PAPER_LISTS_URL, save_folder, _paper_list_names()
-        )
-    wanted = _wanted_speakers(
-        audio_root, meta, lists_folder, excluded_speakers, problems
-    )
-    logger.info(
-        "VCTK %s: converting %d speakers' audio to %d Hz in %s",
-        version,
-        len(wanted),
-        sample_rate,
-        save_folder / "wav16k",
-    )
-    files = _utterance_files(
-        audio_root, wanted, pattern, skip_utterances_below, problems
-    )
-    records = _convert(
-        files,
-        save_folder,
-        {"sample_rate": sample_rate, "min_duration": min_duration},
-        num_workers,
-        problems,
-    )
-    if not records:
-        problems.write(outputs["problems"])
-        raise ValueError(
-            f"{audio_root}: no usable {version} audio (mic={mic!r}); see "
-            f"{outputs['problems']}"
-        )
-    if split_source == "paper":
-        speakers, trials = _paper_split(
-            lists_folder, meta, allow_missing_trials, set(records), problems
-        )
-    else:
-        by_speaker = {}
-        for utterance, (speaker, _, _) in records.items():
-            by_speaker.setdefault(speaker, []).append(utterance)
-        speakers, trials = _generated_split(
-            by_speaker,
-            meta,
-            n_valid_speakers,
-            n_test_speakers,
-            seed,
-            n_trials_per_class,
-        )
-
-    train_speakers = set(speakers["train"])
-    ids = {"train": [u for u in records if records[u][0] in train_speakers]}
-    for split in ("valid", "test"):
-        ids[split] = {
-            t[key] for t in trials[split] for key in ("enrol", "test")
-        }
-    problems.write(outputs["problems"])
-    for split in SPLITS:
-        if not ids[split]:
-            raise ValueError(
-                f"VCTK {split} split is empty (its listed speakers: "
-                f"{speakers[split][:5]}...); see {outputs['problems']}"
+        audio_root, pattern, version = find_audio(data_folder, mic)
+        if version == "0.92" and (data_folder / "wav48").is_dir():
+            problems.add(
+                data_folder / "wav48",
+                "VCTK 0.80 audio beside 0.92's wav48_silence_trimmed/ (the "
+                "same utterance IDs twice); the 0.92 files are used, these "
+                "ignored",
             )
-    fieldnames = MANIFEST_COLUMNS + META_COLUMNS
-    for split in SPLITS:
-        rows = _manifest_rows(ids[split], records, meta, sample_rate)
-        write_csv_atomic(outputs[split], rows, fieldnames)
-        logger.info("%s: %d utterances", outputs[split], len(rows))
-    for split in ("valid", "test"):
-        write_trials_csv(outputs[f"{split}_trials"], trials[split])
-    mark_prepared(save_folder, "vctk", options)
+        meta = _speaker_meta(data_folder, problems)
+        lists_folder = None
+        if split_source == "paper":
+            lists_folder = paper_lists_folder(
+                paper_lists or PAPER_LISTS_URL, save_folder, _paper_list_names()
+            )
+        wanted = _wanted_speakers(
+            audio_root, meta, lists_folder, excluded_speakers, problems
+        )
+        logger.info(
+            "VCTK %s: converting %d speakers' audio to %d Hz in %s",
+            version,
+            len(wanted),
+            sample_rate,
+            save_folder / "wav16k",
+        )
+        files = _utterance_files(
+            audio_root, wanted, pattern, skip_utterances_below, problems
+        )
+        records = _convert(
+            files,
+            save_folder,
+            {"sample_rate": sample_rate, "min_duration": min_duration},
+            num_workers,
+            problems,
+        )
+        if not records:
+            problems.write(outputs["problems"])
+            raise ValueError(
+                f"{audio_root}: no usable {version} audio (mic={mic!r}); see "
+                f"{outputs['problems']}"
+            )
+        if split_source == "paper":
+            speakers, trials = _paper_split(
+                lists_folder, meta, allow_missing_trials, set(records), problems
+            )
+        else:
+            by_speaker = {}
+            for utterance, (speaker, _, _) in records.items():
+                by_speaker.setdefault(speaker, []).append(utterance)
+            speakers, trials = _generated_split(
+                by_speaker,
+                meta,
+                n_valid_speakers,
+                n_test_speakers,
+                seed,
+                n_trials_per_class,
+            )
+
+        train_speakers = set(speakers["train"])
+        ids = {"train": [u for u in records if records[u][0] in train_speakers]}
+        for split in ("valid", "test"):
+            ids[split] = {
+                t[key] for t in trials[split] for key in ("enrol", "test")
+            }
+        problems.write(outputs["problems"])
+        for split in SPLITS:
+            if not ids[split]:
+                raise ValueError(
+                    f"VCTK {split} split is empty (its listed speakers: "
+                    f"{speakers[split][:5]}...); see {outputs['problems']}"
+                )
+        fieldnames = MANIFEST_COLUMNS + META_COLUMNS
+        for split in SPLITS:
+            rows = _manifest_rows(ids[split], records, meta, sample_rate)
+            write_csv_atomic(outputs[split], rows, fieldnames)
+            logger.info("%s: %d utterances", outputs[split], len(rows))
+        for split in ("valid", "test"):
+            write_trials_csv(outputs[f"{split}_trials"], trials[split])
+        mark_prepared(save_folder, "vctk", options)
     return outputs

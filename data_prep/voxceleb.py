@@ -53,12 +53,12 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from data_prep.common import (
     ProblemReport,
     atomic_open,
-    clear_prepared,
+    child_dies_with_parent,
     default_num_workers,
-    is_prepared,
     mark_prepared,
     paper_lists_folder,
     paper_lists_option,
+    start_preparation,
     trials_with_audio,
     write_text_atomic,
 )
@@ -679,29 +679,30 @@ def prepare_voxceleb(
         "allow_missing_trials": allow_missing_trials,
         "min_duration": min_duration,
     }
-    if is_prepared(save_folder, "voxceleb", options, outputs.values()):
+    lock = start_preparation(save_folder, "voxceleb", options, outputs.values())
+    if lock is None:
         logger.info("VoxCeleb already prepared in %s, skipping", save_folder)
         return outputs
-    clear_prepared(save_folder, "voxceleb")
-    save_folder.mkdir(parents=True, exist_ok=True)
-    problems = ProblemReport()
-    _prepare(
-        roots,
-        save_folder,
-        outputs,
-        setting,
-        paper_lists or PAPER_LISTS_URL,
-        vox1_o_trials,
-        eh_lists,
-        seed,
-        n_vox2_trials_per_class,
-        (sample_rate, min_duration),
-        num_workers,
-        allow_missing_trials,
-        progress,
-        problems,
-    )
-    mark_prepared(save_folder, "voxceleb", options)
+    with lock:
+        save_folder.mkdir(parents=True, exist_ok=True)
+        problems = ProblemReport()
+        _prepare(
+            roots,
+            save_folder,
+            outputs,
+            setting,
+            paper_lists or PAPER_LISTS_URL,
+            vox1_o_trials,
+            eh_lists,
+            seed,
+            n_vox2_trials_per_class,
+            (sample_rate, min_duration),
+            num_workers,
+            allow_missing_trials,
+            progress,
+            problems,
+        )
+        mark_prepared(save_folder, "voxceleb", options)
     return outputs
 
 
@@ -917,7 +918,13 @@ def _convert_one(source, target, ffmpeg, sample_rate):
         "wav",
         str(partial),
     ]
-    run = subprocess.run(command, capture_output=True, text=True)
+    preexec = child_dies_with_parent()
+    run = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        preexec_fn=preexec,
+    )
     if run.returncode != 0 or not _is_complete_wav(partial, sample_rate):
         partial.unlink(missing_ok=True)
         error = (run.stderr or "").strip().splitlines()[-1:] or ["bad output"]
