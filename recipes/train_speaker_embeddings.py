@@ -20,34 +20,74 @@ Usage, from a recipe folder::
 
     python train.py hparams/unipool_vctk.yaml --data_folder=/data/VCTK-Corpus
 
+Besides SpeechBrain's run options and yaml overrides, the script takes
+``--ddp_timeout=SECONDS`` (collective timeout under torchrun, default 7200)
+and ``--resume_with_changed_hparams`` (continue a run's checkpoints with
+other hyperparameters; the learning-rate schedule is then rebuilt). One run
+at a time writes into an output folder; a second is refused, naming the
+first. Errors of the set-up (busy or read-only folder, full disk, corrupt
+checkpoint, changed hyperparameters, a schedule that does not add up, an
+override of the wrong type) end with one line and exit code 2.
+
 Authors
  * unipool-sv developers 2026
 """
 
 import json
+import logging
 import os
 import sys
+import warnings
 
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
+from speechbrain.core import INTRA_EPOCH_CKPT_FLAG
 from speechbrain.dataio import audio_io
 from speechbrain.dataio.sampler import ReproducibleRandomSampler
 from speechbrain.utils.distributed import (
     if_main_process,
     is_distributed_initialized,
-    run_on_main,
 )
 from speechbrain.utils.logger import get_logger
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DistributedSampler
 
 from data_prep.trials import read_trials
+from unipool_lobes.batching import DurationBatchSampler, is_out_of_memory
+from unipool_lobes.checkpoints import (
+    CheckpointCorruptError,
+    complete_checkpoints,
+)
+from unipool_lobes.distributed import (
+    DEFAULT_TIMEOUT_SECONDS,
+    decide_on_main,
+    init_distributed,
+    world_size,
+)
+from unipool_lobes.manifest import read_manifest
 from unipool_lobes.plots import plot_det
+from unipool_lobes.safe_io import (
+    DiskFullError,
+    FolderBusyError,
+    OutputFolderError,
+    lock_folder,
+    write_text_atomic,
+)
 from unipool_lobes.scoring import (
     cosine_score_trials,
     verification_results,
     write_scores,
+)
+from unipool_lobes.training_checks import (
+    RESUME_FLAG,
+    HparamsChangedError,
+    OverrideTypeError,
+    ScheduleError,
+    check_override_types,
+    check_resume,
+    check_schedule,
+    plain_value,
+    resolved_hparams_text,
 )
 from unipool_lobes.unipool_masking import ProcessGroupBatchNorm
 
@@ -61,6 +101,9 @@ class SpeakerBrain(sb.core.Brain):
     relative lengths to features and relative lengths), ``embedding_model``
     (features and lengths to ``[B, 1, E]``) and ``classifier``.
     """
+
+    # Set by main() when a run resumes with changed hyperparameters.
+    rebuild_schedule = False
 
     def compute_forward(self, batch, stage):
         """Embeds the batch; in training also returns the class logits.
@@ -215,12 +258,82 @@ class SpeakerBrain(sb.core.Brain):
         """
         super().init_optimizers()
         self.lr_scheduler = None
+        if self.opt_class is not None:
+            # The groups as the current hyperparameters make them, before a
+            # schedule or a restored optimizer state changes them.
+            self.fresh_param_groups = [
+                {key: value for key, value in group.items() if key != "params"}
+                for group in self.optimizer.param_groups
+            ]
         if self.opt_class is not None and hasattr(self.hparams, "lr_scheduler"):
             self.lr_scheduler = self.hparams.lr_scheduler(self.optimizer)
-            if self.checkpointer is not None:
+            if self.checkpointer is not None and not self.rebuild_schedule:
                 self.checkpointer.add_recoverable(
                     "lr_scheduler", self.lr_scheduler
                 )
+
+    def on_fit_start(self):
+        """Recovers the last checkpoint, then logs where training starts.
+
+        With ``rebuild_schedule`` (a run resumed with changed
+        hyperparameters) the learning-rate schedule is not restored but
+        built anew from the current hyperparameters and advanced to the
+        restored optimizer step.
+        """
+        super().on_fit_start()
+        if self.rebuild_schedule and self.lr_scheduler is not None:
+            for group, fresh in zip(
+                self.optimizer.param_groups,
+                self.fresh_param_groups,
+                strict=True,
+            ):
+                for key in set(group) - set(fresh) - {"params"}:
+                    del group[key]  # initial_lr, max_lr...: the old schedule's
+                group.update(fresh)
+            self.lr_scheduler = self.hparams.lr_scheduler(self.optimizer)
+            with warnings.catch_warnings():
+                # "step() before optimizer.step()": replaying, not training.
+                warnings.simplefilter("ignore", UserWarning)
+                for _ in range(self.optimizer_step):
+                    self._step_schedule()
+        self.first_step = self.optimizer_step
+        if self.optimizer_step:
+            logger.info(
+                "Resuming at optimizer step %d of %d",
+                self.optimizer_step,
+                self.optimizer_step_limit,
+            )
+
+    def fit(self, *args, **kwargs):
+        """SpeechBrain's ``fit``, then a log line of the steps trained.
+
+        Arguments
+        ---------
+        *args : tuple
+            Passed to ``Brain.fit``.
+        **kwargs : dict
+            Passed to ``Brain.fit``.
+        """
+        super().fit(*args, **kwargs)
+        first = getattr(self, "first_step", self.optimizer_step)
+        logger.info(
+            "Training ended at optimizer step %d of %d (%d steps in this "
+            "run, from step %d)",
+            self.optimizer_step,
+            self.optimizer_step_limit,
+            self.optimizer_step - first,
+            first,
+        )
+
+    def _save_intra_epoch_ckpt(self):
+        """Saves an intra-epoch checkpoint that records its step."""
+        self.checkpointer.save_and_keep_only(
+            end_of_epoch=False,
+            num_to_keep=1,
+            ckpt_predicate=lambda c: INTRA_EPOCH_CKPT_FLAG in c.meta,
+            meta={INTRA_EPOCH_CKPT_FLAG: True, "step": self.optimizer_step},
+            verbosity=logging.DEBUG,
+        )
 
     def _wrap_distributed(self):
         """Wraps the trained modules in DDP, with batch norm synchronised.
@@ -257,12 +370,15 @@ class SpeakerBrain(sb.core.Brain):
             Whether the optimizer stepped on this batch.
         """
         if should_step and self.lr_scheduler is not None:
-            # A schedule of N steps has N learning rates (last_epoch 0 to
-            # N - 1): stepping after the last one would compute one past
-            # its end (negative with linear annealing).
-            total = getattr(self.lr_scheduler, "total_steps", None)
-            if total is None or self.lr_scheduler.last_epoch < total - 1:
-                self.lr_scheduler.step()
+            self._step_schedule()
+
+    def _step_schedule(self):
+        # A schedule of N steps has N learning rates (last_epoch 0 to
+        # N - 1): stepping after the last one would compute one past its
+        # end (negative with linear annealing).
+        total = getattr(self.lr_scheduler, "total_steps", None)
+        if total is None or self.lr_scheduler.last_epoch < total - 1:
+            self.lr_scheduler.step()
 
     def evaluate_batch(self, batch, stage):
         """Embeds a validation or test batch and keeps the embeddings.
@@ -279,8 +395,28 @@ class SpeakerBrain(sb.core.Brain):
         torch.Tensor
             A zero loss: these stages are scored by EER in ``on_stage_end``.
         """
-        with self.evaluation_ctx:
-            embeddings = self.compute_forward(batch, stage=stage)
+        try:
+            with self.evaluation_ctx:
+                embeddings = self.compute_forward(batch, stage=stage)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            longest = float(batch.sig[0].shape[1]) / self.hparams.sample_rate
+            raise MemoryError(
+                f"out of memory embedding a batch of {len(batch.id)} "
+                f"utterances (longest {longest:.1f} s; first {batch.id[0]}): "
+                "lower eval_max_batch_seconds (or eval_batch_size), or "
+                "evaluate on a device with more memory"
+            ) from error
+        finite = torch.isfinite(embeddings.detach()).flatten(1).all(dim=1)
+        if not bool(finite.all()):
+            flags = zip(batch.id, finite.tolist(), strict=True)
+            bad = [utterance for utterance, ok in flags if not ok]
+            raise ValueError(
+                f"non-finite embedding for {len(bad)} utterance(s) of the "
+                f"{stage.name.lower()} set: {', '.join(bad[:5])}; check their "
+                "audio (NaN or inf samples) in the manifest"
+            )
         self.embedding_ids.extend(batch.id)
         self.embedding_chunks.append(embeddings.squeeze(1).float().cpu())
         return torch.zeros(())
@@ -440,10 +576,7 @@ def write_json(path, content):
     content : dict
         JSON-serialisable content.
     """
-    tmp_path = f"{path}.tmp"
-    with open(tmp_path, "w", encoding="utf-8") as out:
-        json.dump(content, out, indent=2)
-    os.replace(tmp_path, path)
+    write_text_atomic(path, json.dumps(content, indent=2) + "\n")
 
 
 def read_mono(path, start, n_samples, sample_rate):
@@ -515,7 +648,7 @@ def dataio_prep(hparams):
     }
     datasets = {}
     for split, csv_path in manifests.items():
-        rows = sb.dataio.dataio.load_data_csv(
+        rows = read_manifest(
             csv_path, replacements={"data_root": hparams["data_folder"]}
         )
         if not rows:
@@ -607,22 +740,54 @@ def load_trials(path, known_ids, name):
 def main(argv):
     """Prepares the data, trains, and tests the best checkpoint.
 
+    Before any work: the overrides are type-checked, the schedule is
+    checked to train exactly ``number_of_steps`` steps, the output folder is
+    checked to be writable and locked for this run, and a resumed run is
+    checked to have the hyperparameters it was started with. Under DDP each
+    of these is decided on the main process and shared.
+
     Arguments
     ---------
     argv : list
-        Command-line arguments: the yaml file, then overrides.
+        Command-line arguments: the yaml file, then overrides, plus
+        ``--ddp_timeout=SECONDS`` (collective timeout under torchrun) and
+        ``--resume_with_changed_hparams``.
+
+    Returns
+    -------
+    SpeakerBrain
+        The trained brain (``test_results`` holds the test metrics).
     """
+    argv, ddp_timeout = _pop_option(
+        argv, "--ddp_timeout", float, DEFAULT_TIMEOUT_SECONDS
+    )
+    argv, allow_changes = _pop_option(argv, RESUME_FLAG, bool, False)
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    sb.utils.distributed.ddp_init_group(run_opts)
+    check_override_types(hparams_file, overrides)
+    init_distributed(run_opts, ddp_timeout)
+    # Before the yaml builds anything (its checkpointer creates folders):
+    # the output folder is checked and locked from the resolved text.
+    resolved = resolved_hparams_text(hparams_file, overrides)
+    output_folder = plain_value(resolved, "output_folder")
+    decide_on_main(_lock_run_folder, output_folder)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
-
+    check_schedule(hparams)
+    save_folder = hparams["checkpointer"].checkpoints_dir
+    changes = decide_on_main(
+        lambda: check_resume(
+            output_folder,
+            resolved,
+            bool(complete_checkpoints(save_folder)),
+            allow_changes,
+        )
+    )
     sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
+        experiment_directory=output_folder,
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    run_on_main(hparams["prepare_data"])
+    decide_on_main(hparams["prepare_data"])
 
     datasets, _ = dataio_prep(hparams)
     hparams["valid_trials_data"] = load_trials(
@@ -639,20 +804,18 @@ def main(argv):
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
+    brain.rebuild_schedule = bool(changes)
     if any(p.requires_grad for p in hparams["front_end"].parameters()):
         brain.checkpointer.add_recoverable("front_end", hparams["front_end"])
 
     # One "epoch" is one validation interval of optimizer steps, on every
     # process: under DDP the sampler's draws are split between processes.
-    world_size = 1
-    if is_distributed_initialized():
-        world_size = torch.distributed.get_world_size()
     sampler = ReproducibleRandomSampler(
         datasets["train"],
         seed=hparams["seed"],
         num_samples=hparams["valid_interval_steps"]
         * hparams["batch_size"]
-        * world_size,
+        * world_size(),
     )
     brain.epoch_sampler = sampler
     train_loader_opts = dict(hparams["train_dataloader_opts"], sampler=sampler)
@@ -671,13 +834,50 @@ def main(argv):
     return brain
 
 
+# The lock of this process's output folder, held until the process ends.
+_RUN_LOCKS = []
+
+
+def _lock_run_folder(output_folder):
+    """Refuses a read-only or busy output folder, else locks it."""
+    _RUN_LOCKS.append(lock_folder(output_folder, "training"))
+
+
+def _pop_option(argv, name, kind, default):
+    """Takes ``--name=value`` (or a bare flag) out of ``argv``."""
+    rest, value = [], default
+    for arg in argv:
+        if arg == name and kind is bool:
+            value = True
+        elif arg.startswith(f"{name}="):
+            text = arg.split("=", 1)[1]
+            try:
+                value = (
+                    text.lower() in ("1", "true", "yes")
+                    if kind is bool
+                    else kind(text)
+                )
+            except ValueError:
+                raise ValueError(
+                    f"{arg}: not a valid {kind.__name__}"
+                ) from None
+        else:
+            rest.append(arg)
+    return rest, value
+
+
 def eval_loader_options(hparams, dataset):
-    """Loader options of an evaluation set; sharded between DDP processes.
+    """Loader options of an evaluation set: batches of bounded duration.
+
+    Batches hold at most ``eval_batch_size`` utterances and
+    ``eval_max_batch_seconds`` seconds of padded audio (an utterance longer
+    than that goes alone); under DDP each process embeds its shard.
 
     Arguments
     ---------
     hparams : dict
-        The loaded hyperparameters (``eval_dataloader_opts``).
+        The loaded hyperparameters (``eval_dataloader_opts``,
+        ``eval_max_batch_seconds``).
     dataset : DynamicItemDataset
         The validation or test set, sorted by duration.
 
@@ -687,10 +887,36 @@ def eval_loader_options(hparams, dataset):
         Keyword arguments for the data loader.
     """
     options = dict(hparams["eval_dataloader_opts"])
-    if is_distributed_initialized():
-        options["sampler"] = DistributedSampler(dataset, shuffle=False)
+    durations = [
+        float(dataset.data[utterance]["duration"])
+        for utterance in dataset.data_ids
+    ]
+    rank = torch.distributed.get_rank() if is_distributed_initialized() else 0
+    options["batch_sampler"] = DurationBatchSampler(
+        durations,
+        max_batch_size=options.pop("batch_size", 1),
+        max_seconds=hparams["eval_max_batch_seconds"],
+        rank=rank,
+        world_size=world_size(),
+    )
     return options
 
 
+# Errors of the run's set-up or of its inputs: one line, exit code 2.
+RUN_ERRORS = (
+    FolderBusyError,
+    OutputFolderError,
+    DiskFullError,
+    CheckpointCorruptError,
+    HparamsChangedError,
+    OverrideTypeError,
+    ScheduleError,
+)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except RUN_ERRORS as error:
+        print(f"{sys.argv[0]}: error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -7,10 +7,11 @@ with a message when they keep coming.
 
 import json
 import pathlib
-import subprocess
+import shutil
 import sys
 
 import numpy as np
+import processes
 import pytest
 import soundfile
 import torch
@@ -50,17 +51,18 @@ def _poison(wav_path):
     soundfile.write(wav_path, samples, 16000, subtype="FLOAT")
 
 
-def _run(prepared, out, poisoned, steps=6, interval=3):
+def _run(prepared, out, poisoned, steps=6, interval=3, split="train"):
     corpus, model, prep = prepared
     work_prep = out.parent / f"{out.name}_prep"
-    subprocess.run(["cp", "-r", str(prep), str(work_prep)], check=True)
-    for row in read_csv(work_prep / "train.csv")[:poisoned]:
+    shutil.copytree(prep, work_prep)
+    for row in read_csv(work_prep / f"{split}.csv")[:poisoned]:
         _poison(work_prep / pathlib.Path(row["wav"]).relative_to(prep))
-    # Point the copied manifest at the copied (partly poisoned) audio.
-    text = (work_prep / "train.csv").read_text()
-    (work_prep / "train.csv").write_text(
-        text.replace(str(prep), str(work_prep))
-    )
+    # Point the copied manifests at the copied (partly poisoned) audio.
+    for name in ("train", "valid", "test"):
+        text = (work_prep / f"{name}.csv").read_text()
+        (work_prep / f"{name}.csv").write_text(
+            text.replace(str(prep), str(work_prep))
+        )
     overrides = demo_overrides(
         corpus,
         model,
@@ -72,11 +74,10 @@ def _run(prepared, out, poisoned, steps=6, interval=3):
         skip_prep=True,
         out_n_neurons=8,
     )
-    return subprocess.run(
+    return processes.run(
         [sys.executable, "train.py", "hparams/unipool_vctk.yaml", *overrides],
+        300,
         cwd=RECIPE,
-        capture_output=True,
-        text=True,
     )
 
 
@@ -104,3 +105,15 @@ def test_repeated_nonfinite_losses_stop_the_run(prepared, tmp_path):
     assert run.returncode != 0
     assert "had a non-finite loss in this validation interval" in output
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_a_nan_validation_utterance_is_named(prepared, tmp_path):
+    """A validation utterance with NaN samples: the run stops naming it
+    (before: its NaN embedding went into the EER silently)."""
+    run = _run(prepared, tmp_path / "run", poisoned=1, split="valid")
+    assert run.returncode != 0
+    (first,) = read_csv(tmp_path / "run_prep" / "valid.csv")[:1]
+    assert "non-finite embedding for 1 utterance(s) of the valid set" in (
+        run.stdout
+    ), run.stdout[-3000:]
+    assert first["ID"] in run.stdout

@@ -9,10 +9,10 @@ import json
 import os
 import pathlib
 import signal
-import subprocess
 import sys
 import time
 
+import processes
 import pytest
 from speechbrain.core import INTRA_EPOCH_CKPT_FLAG
 
@@ -55,7 +55,9 @@ def test_vctk_recipe_end_to_end(demo_inputs, tmp_path):
     """Training writes the selected checkpoint, scores and results."""
     corpus, model = demo_inputs
     out = tmp_path / "run"
-    subprocess.run(_train_command(corpus, model, out), cwd=RECIPE, check=True)
+    processes.run(
+        _train_command(corpus, model, out), 300, check=True, cwd=RECIPE
+    )
 
     for name in ("train.csv", "valid.csv", "test.csv", "test_trials.csv"):
         assert (out / "data" / name).is_file()
@@ -90,11 +92,10 @@ def test_vctk_recipe_end_to_end(demo_inputs, tmp_path):
 def test_wrong_speaker_count_is_a_clear_error(demo_inputs, tmp_path):
     """out_n_neurons that does not fit the training speakers names the key."""
     corpus, model = demo_inputs
-    run = subprocess.run(
+    run = processes.run(
         _train_command(corpus, model, tmp_path / "run", out_n_neurons=5),
+        300,
         cwd=RECIPE,
-        capture_output=True,
-        text=True,
     )
     assert run.returncode != 0
     message = run.stdout + run.stderr
@@ -118,34 +119,27 @@ def test_killed_training_resumes(demo_inputs, tmp_path):
         corpus,
         model,
         out,
-        number_of_steps=80,
-        valid_interval_steps=40,
+        number_of_steps=40,
+        valid_interval_steps=20,
         ckpt_interval_steps=2,
         ckpt_interval_minutes=0,
     )
-    process = subprocess.Popen(
-        command,
-        cwd=RECIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 240
-    while not _intra_epoch_checkpoints(out / "save"):
-        assert process.poll() is None, "training ended before a checkpoint"
-        assert time.time() < deadline, "no intra-epoch checkpoint in time"
-        time.sleep(0.02)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    with processes.Started(
+        command, 300, cwd=RECIPE, log=tmp_path / "first.log"
+    ) as first:
+        while not _intra_epoch_checkpoints(out / "save"):
+            assert first.process.poll() is None, first.output()[-3000:]
+            assert first.remaining() > 0, "no intra-epoch checkpoint in time"
+            time.sleep(0.02)
+        os.kill(first.pid, signal.SIGKILL)
+        first.finish()
     assert not (out / "results.json").exists()
 
-    resumed = subprocess.run(
-        command, cwd=RECIPE, capture_output=True, text=True
-    )
-    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
-    assert "Loading a checkpoint" in resumed.stdout + resumed.stderr
+    resumed = processes.run(command, 300, check=True, cwd=RECIPE)
+    assert "Loading a checkpoint" in resumed.stdout
     log = (out / "train_log.txt").read_text()
     # Each validation logs the optimizer step it was reached at: a resumed
     # run that repeated or skipped steps would log other numbers.
     assert log.count("valid EER") == 2, log
-    assert "step: 40," in log and "step: 80," in log, log
+    assert "step: 20," in log and "step: 40," in log, log
     assert (out / "results.json").is_file()
