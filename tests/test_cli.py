@@ -8,17 +8,17 @@ import json
 import os
 import pathlib
 import shutil
-import subprocess
 import sys
 
 import numpy as np
+import processes
 import pytest
 import soundfile
 import torch
 
 from data_prep.common import read_csv, write_csv_atomic
 from data_prep.trials import read_trials
-from unipool_lobes.cli import main
+from unipool_lobes.cli import default_score_folder, main
 from unipool_lobes.export import export_pretrained
 from unipool_lobes.inference import SpeakerVerifier
 from unipool_lobes.score_norm import ScoreNormalizer
@@ -60,7 +60,7 @@ def test_score_reproduces_the_run_offline_in_a_new_process(run):
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     hparams = (run / "hyperparams.yaml").read_text()
     assert "eval_batch_size: 16" in hparams
-    done = subprocess.run(
+    done = processes.run(
         [
             _unipool_sv(),
             "score",
@@ -75,14 +75,14 @@ def test_score_reproduces_the_run_offline_in_a_new_process(run):
             "--device",
             "cpu",
         ],
-        capture_output=True,
-        text=True,
-        env=env,
         timeout=300,
+        env=env,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stdout[-3000:]
     assert (run / "pretrained" / "hyperparams.yaml").is_file()
-    out = run / "eval" / "test_trials"
+    out = default_score_folder(
+        run, run / "data" / "test_trials.csv", run / "data" / "test.csv"
+    )
     for name in (
         "scores.txt",
         "results.json",
@@ -252,7 +252,7 @@ def test_embed_to_npy_and_to_a_folder(pretrained, test_rows, tmp_path):
     paths = [row["wav"] for row in test_rows[:5]]
     listing = tmp_path / "files.txt"
     listing.write_text(
-        f"# a comment\nfirst {paths[0]}\n"
+        f"# a comment\nfirst\t{paths[0]}\n"
         + "".join(f"{path}\n" for path in paths[1:])
     )
     out = tmp_path / "emb.npy"
@@ -294,7 +294,8 @@ def test_embed_to_npy_and_to_a_folder(pretrained, test_rows, tmp_path):
         )
         == 0
     )
-    assert sorted(p.stem for p in folder.iterdir()) == sorted(ids)
+    assert sorted(p.stem for p in folder.glob("*.npy")) == sorted(ids)
+    assert json.loads((folder / "embed.json").read_text())["count"] == 5
     assert np.allclose(np.load(folder / f"{ids[3]}.npy"), table[3])
 
 

@@ -12,7 +12,7 @@ import pytest
 from data_prep.librispeech import prepare_librispeech
 from data_prep.mini_corpus import write_mini_librispeech
 from data_prep.trials import read_trials
-from unipool_lobes.cli import main
+from unipool_lobes.cli import default_score_folder, main
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,9 @@ def test_vctk_run_on_librispeech_trials(trained_vctk_run, tmp_path):
         ]
     )
     assert code == 0
-    out = trained_vctk_run / "eval" / "test_trials"
+    out = default_score_folder(
+        trained_vctk_run, paths["test_trials"], paths["test"]
+    )
     results = json.loads((out / "results.json").read_text())
     trials = read_trials(str(paths["test_trials"]))
     assert results["n_trials"] == len(trials["label"]) > 0

@@ -22,23 +22,39 @@ Authors
 """
 
 import argparse
+import hashlib
 import json
+import math
+import os
 import pathlib
+import shutil
 import sys
 
 import numpy as np
 import torch
+from ruamel.yaml import YAMLError
 from transformers.utils import logging as hf_logging
 
-from data_prep.common import atomic_open, read_csv, write_text_atomic
+from data_prep.common import read_csv
 from data_prep.trials import (
     basename_id,
     read_trials,
     voxceleb_id_to_path,
     voxceleb_path_to_id,
 )
+from unipool_lobes.checkpoints import CheckpointCorruptError
 from unipool_lobes.export import ensure_pretrained, export_pretrained
 from unipool_lobes.inference import CheckpointMismatchError, SpeakerVerifier
+from unipool_lobes.manifest import read_manifest
+from unipool_lobes.safe_io import (
+    FolderBusyError,
+    atomic_open,
+    disk_full_as_error,
+    lock_folder,
+    lock_target,
+    make_temporary_folder,
+    write_text_atomic,
+)
 from unipool_lobes.scoring import (
     cosine_score_trials,
     verification_results,
@@ -46,6 +62,7 @@ from unipool_lobes.scoring import (
 )
 
 EXIT_BAD_INPUT = 2
+DEFAULT_MAX_BATCH_SECONDS = 300.0
 NORM_CHOICES = ("z-norm", "t-norm", "s-norm")
 
 
@@ -54,11 +71,12 @@ class TrialError(ValueError):
 
 
 def read_file_list(path):
-    """Reads a list of audio files: ``path`` or ``id path`` per line.
+    """Reads a list of audio files: ``path`` or ``id<TAB>path`` per line.
 
-    Blank lines and lines starting with ``#`` are skipped. Without an id,
-    the file name without extension is the id. Relative paths are relative
-    to the list's folder.
+    A line is a path (spaces allowed), or an id and a path separated by a
+    tab. Blank lines and lines starting with ``#`` are skipped; a UTF-8
+    byte-order mark is accepted. Without an id, the file name without
+    extension is the id. Relative paths are relative to the list's folder.
 
     Arguments
     ---------
@@ -77,39 +95,53 @@ def read_file_list(path):
     FileNotFoundError
         If the list is missing.
     ValueError
-        On a line with more than two fields or a repeated id (the message
-        names the file and line).
+        On a line with more than one tab, an ``id path`` line separated by
+        a space instead of a tab, or a repeated id (the message names the
+        file and line).
 
     Example
     -------
     >>> folder = getfixture("tmp_path")
-    >>> _ = (folder / "list.txt").write_text("a/x.wav\\nspk1-y /d/y.flac\\n")
+    >>> _ = (folder / "list.txt").write_text(
+    ...     "a/x y.wav\\nspk1-y\\t/d/y.flac\\n")
     >>> ids, paths = read_file_list(folder / "list.txt")
-    >>> ids, paths[1]
-    (['x', 'spk1-y'], '/d/y.flac')
+    >>> ids, paths[0].endswith("a/x y.wav"), paths[1]
+    (['x y', 'spk1-y'], True, '/d/y.flac')
     """
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"file list not found: {path}")
     ids, paths, line_of = [], [], {}
-    for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
+    text = path.read_text(encoding="utf-8-sig")
+    for number, line in enumerate(text.splitlines(), 1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
             continue
+        fields = [field.strip() for field in entry.split("\t")]
         if len(fields) > 2:
             raise ValueError(
-                f"{path}:{number}: expected 'path' or 'id path', got {line!r}"
+                f"{path}:{number}: expected 'path' or 'id<TAB>path', got "
+                f"{len(fields)} tab-separated fields"
             )
-        audio = fields[-1]
-        utterance_id = fields[0] if len(fields) == 2 else _stem(audio)
+        audio = str(path.parent / fields[-1])
+        if len(fields) == 1 and not os.path.exists(audio):
+            words = entry.split(maxsplit=1)
+            if len(words) == 2 and os.path.exists(path.parent / words[1]):
+                raise ValueError(
+                    f"{path}:{number}: {entry!r} is not a file; to give an "
+                    "id, separate it from the path with a tab (paths may "
+                    "hold spaces)"
+                )
+        utterance_id = fields[0] if len(fields) == 2 else _stem(fields[-1])
         if utterance_id in line_of:
             raise ValueError(
                 f"{path}:{number}: id {utterance_id!r} already on line "
-                f"{line_of[utterance_id]}; give unique ids ('id path' lines)"
+                f"{line_of[utterance_id]}; give unique ids ('id<TAB>path' "
+                "lines)"
             )
         line_of[utterance_id] = number
         ids.append(utterance_id)
-        paths.append(str(path.parent / audio))
+        paths.append(audio)
     if not ids:
         raise ValueError(f"{path} lists no audio file")
     return ids, paths
@@ -146,25 +178,20 @@ def manifest_utterances(manifest, data_root=None):
     {'u1': ('/corpus/u1.wav', (0, 800))}
     """
     manifest = pathlib.Path(manifest)
-    if not manifest.is_file():
-        raise FileNotFoundError(f"manifest not found: {manifest}")
-    rows = read_csv(manifest)
-    if rows and not {"ID", "wav"} <= set(rows[0]):
-        raise ValueError(f"{manifest}: needs 'ID' and 'wav' columns")
+    replacements = {} if data_root is None else {"data_root": data_root}
+    rows = read_manifest(manifest, replacements)
     table = {}
-    for number, row in enumerate(rows, start=2):
+    for number, (utterance, row) in enumerate(rows.items(), start=2):
         where = f"{manifest}:{number}"
-        if row["ID"] in table:
-            raise ValueError(f"{where}: ID {row['ID']!r} repeated")
+        if "wav" not in row:
+            raise ValueError(f"{manifest}: needs 'ID' and 'wav' columns")
         wav = row["wav"]
-        if "$data_root" in wav:
-            if data_root is None:
-                raise ValueError(f"{where}: '$data_root' needs --data-root")
-            wav = wav.replace("$data_root", str(data_root))
+        if data_root is None and "$data_root" in wav:
+            raise ValueError(f"{where}: '$data_root' needs --data-root")
         segment = None
         if row.get("start") not in (None, "") and row.get("stop"):
             segment = (int(float(row["start"])), int(float(row["stop"])))
-        table[row["ID"]] = (wav, segment)
+        table[utterance] = (wav, segment)
     return table
 
 
@@ -196,7 +223,7 @@ def audio_root_utterances(trials_path, audio_root):
     ('/vox1/id1/w/00003.wav', None)
     """
     root = pathlib.Path(audio_root)
-    with open(trials_path, encoding="utf-8") as source:
+    with open(trials_path, encoding="utf-8-sig") as source:
         lines = source.read().splitlines()
     first = lines[0].strip() if lines else ""
     header = set(first.split(","))
@@ -303,7 +330,7 @@ def build_parser():
     verify.add_argument("audio2")
     verify.add_argument(
         "--threshold",
-        type=float,
+        type=finite_float,
         help="decision threshold (default: the model's calibrated one)",
     )
     _model_options(verify)
@@ -313,12 +340,13 @@ def build_parser():
         "--list",
         required=True,
         dest="file_list",
-        help="text file: 'path' or 'id path' per line",
+        help="text file: 'path' or 'id<TAB>path' per line",
     )
     embed.add_argument(
         "--out",
         required=True,
-        help="X.npy ([N, E], ids in X_ids.txt) or a folder (one .npy each)",
+        help="X.npy ([N, E], ids in X_ids.txt) or a folder (one .npy each, "
+        "written whole or not at all)",
     )
     _model_options(embed)
 
@@ -338,7 +366,9 @@ def build_parser():
     )
     score.add_argument("--data-root", help="value of $data_root in CSVs")
     score.add_argument(
-        "--out", help="output folder (default <model>/eval/<trials name>)"
+        "--out",
+        help="output folder (default <model>/eval/<trials name>-<hash of the "
+        "trials and utterance sources>)",
     )
     score.add_argument(
         "--norm", choices=NORM_CHOICES, help="cohort score normalisation"
@@ -384,13 +414,91 @@ def main(argv=None):
     }
     try:
         commands[args.command](args)
-    except (OSError, ValueError, KeyError, CheckpointMismatchError) as error:
+    except INPUT_ERRORS as error:
         if args.traceback:
             raise
         message = error.args[0] if isinstance(error, KeyError) else error
         print(f"unipool-sv: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
+
+
+# Errors of the input or the environment, reported in one line (exit 2).
+INPUT_ERRORS = (
+    OSError,
+    ValueError,
+    KeyError,
+    MemoryError,
+    CheckpointMismatchError,
+    CheckpointCorruptError,
+    FolderBusyError,
+    YAMLError,
+)
+
+
+def finite_float(text):
+    """``argparse`` type: a finite float (``nan`` and ``inf`` are refused).
+
+    Arguments
+    ---------
+    text : str
+        The option's value.
+
+    Returns
+    -------
+    float
+        The value.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For a non-number or a non-finite number.
+
+    Example
+    -------
+    >>> finite_float("0.25")
+    0.25
+    >>> finite_float("nan")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: 'nan' is not a finite number
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_float(text):
+    """``argparse`` type: a finite float above zero.
+
+    Arguments
+    ---------
+    text : str
+        The option's value.
+
+    Returns
+    -------
+    float
+        The value.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For anything else.
+
+    Example
+    -------
+    >>> positive_float("300")
+    300.0
+    """
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
+    return value
 
 
 def run_export(args):
@@ -422,6 +530,11 @@ def run_verify(args):
     score, decision = verifier.verify_files(
         args.audio1, args.audio2, threshold=args.threshold
     )
+    if not math.isfinite(float(score)):
+        raise ValueError(
+            f"the score of {args.audio1} and {args.audio2} is not finite "
+            f"({float(score)}): the model gives non-finite embeddings"
+        )
     threshold = verifier._decision_threshold(args.threshold)
     verdict = "same speaker" if bool(decision) else "different speakers"
     print(f"score: {float(score):.6f}")
@@ -431,30 +544,112 @@ def run_verify(args):
 def run_embed(args):
     """``unipool-sv embed``: writes ids and embeddings.
 
+    The output is checked to be writable and locked before any embedding
+    is computed. A folder output is written to a temporary sibling and
+    renamed into place, so a killed run leaves no partial folder; an
+    existing folder is replaced only if an earlier ``embed`` wrote it.
+
     Arguments
     ---------
     args : argparse.Namespace
         Parsed arguments.
     """
     ids, paths = read_file_list(args.file_list)
-    verifier = load_verifier(args)
-    embeddings = verifier.encode_files(
-        paths, batch_size=args.batch_size, progress=not args.no_progress
-    ).numpy()
-    out = pathlib.Path(args.out)
-    if out.suffix == ".npy":
-        with atomic_open(out, "wb") as target:
-            np.save(target, embeddings)
-        ids_file = out.with_name(out.stem + "_ids.txt")
-        write_text_atomic(ids_file, "".join(f"{i}\n" for i in ids))
-        print(f"{len(ids)} embeddings of size {embeddings.shape[1]}: {out}")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    for utterance_id, embedding in zip(ids, embeddings, strict=True):
-        name = utterance_id.replace("/", "--") + ".npy"
-        with atomic_open(out / name, "wb") as target:
-            np.save(target, embedding)
+    out = pathlib.Path(args.out).absolute()
+    with lock_target(out, "embed"):
+        if out.suffix != ".npy":
+            _check_replaceable_embeddings(out)
+        verifier = load_verifier(args)
+        embeddings = encode_or_explain(verifier, paths, args).numpy()
+        if out.suffix == ".npy":
+            ids_file = out.with_name(out.stem + "_ids.txt")
+            write_text_atomic(ids_file, "".join(f"{i}\n" for i in ids))
+            with atomic_open(out, "wb") as target:
+                np.save(target, embeddings)
+            print(f"{len(ids)} embeddings of size {embeddings.shape[1]}: {out}")
+            return
+        _write_embedding_folder(out, ids, embeddings, args)
     print(f"{len(ids)} embeddings of size {embeddings.shape[1]} in {out}/")
+
+
+EMBED_INFO = "embed.json"
+
+
+def _check_replaceable_embeddings(out):
+    """An existing ``--out`` folder must be an earlier embed output."""
+    if out.exists() and not (out / EMBED_INFO).is_file():
+        raise FileExistsError(
+            f"{out} exists and was not written by 'unipool-sv embed' (no "
+            f"{EMBED_INFO}): refusing to replace it; choose another --out"
+        )
+
+
+def _write_embedding_folder(out, ids, embeddings, args):
+    """Writes one .npy per id into a staging folder renamed to ``out``."""
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # a killed embed's
+    staging = make_temporary_folder(out.parent, f".{out.name}.tmp-")
+    try:
+        for utterance_id, embedding in zip(ids, embeddings, strict=True):
+            name = utterance_id.replace("/", "--") + ".npy"
+            with disk_full_as_error(staging / name, "embedding"):
+                np.save(staging / name, embedding)
+        info = {
+            "model": str(pathlib.Path(args.model).resolve()),
+            "list": str(pathlib.Path(args.file_list).resolve()),
+            "count": len(ids),
+            "size": int(embeddings.shape[1]),
+        }
+        with disk_full_as_error(staging / EMBED_INFO, "embedding record"):
+            (staging / EMBED_INFO).write_text(json.dumps(info, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.rename(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def encode_or_explain(verifier, paths, args, segments=None, **options):
+    """``encode_files`` with the CLI's batching, in one-line errors.
+
+    Arguments
+    ---------
+    verifier : SpeakerVerifier
+        The loaded model.
+    paths : list of str
+        The audio files.
+    args : argparse.Namespace
+        With ``batch_size``, ``max_batch_seconds`` and ``no_progress``.
+    segments : list, optional
+        ``(start, stop)`` per file.
+    **options : dict
+        Passed to ``encode_files`` (``return_layer_weights``).
+
+    Returns
+    -------
+    torch.Tensor or tuple
+        What ``encode_files`` returns.
+
+    Raises
+    ------
+    MemoryError
+        With the remedy, when a batch does not fit in memory.
+    """
+    try:
+        return verifier.encode_files(
+            paths,
+            batch_size=args.batch_size,
+            max_batch_seconds=args.max_batch_seconds,
+            progress=not args.no_progress,
+            segments=segments,
+            **options,
+        )
+    except MemoryError as error:
+        raise MemoryError(
+            f"{error}; use a smaller --max-batch-seconds or --batch-size, "
+            "shorter files, or a device with more memory"
+        ) from error
 
 
 def run_score(args):
@@ -486,13 +681,19 @@ def run_score(args):
     ]
 
     out = pathlib.Path(args.out) if args.out else _default_out(args)
+    with lock_folder(out, "score"):
+        _score(args, trials, trials_path, utterances, where, ids, out)
+
+
+def _score(args, trials, trials_path, utterances, where, ids, out):
+    """Embeds, scores and writes the results (``out`` is locked)."""
     verifier = load_verifier(args)
     backend = verifier.mods.embedding_model
     with_layers = not args.no_plots and hasattr(backend, "keeping_attention")
-    encoded = verifier.encode_files(
+    encoded = encode_or_explain(
+        verifier,
         [utterances[i][0] for i in ids],
-        batch_size=args.batch_size,
-        progress=not args.no_progress,
+        args,
         segments=[utterances[i][1] for i in ids],
         return_layer_weights=with_layers,
     )
@@ -505,6 +706,12 @@ def run_score(args):
             args, verifier, embeddings, ids, trials, scores
         )
 
+    if not bool(torch.isfinite(scores).all()):
+        bad = int((~torch.isfinite(scores)).nonzero()[0])
+        raise ValueError(
+            f"{trials_path}: the score of trial {bad + 1} "
+            f"({trials['enrol'][bad]} {trials['test'][bad]}) is not finite"
+        )
     results = verification_results(trials["label"], scores)
     results.update(
         model=str(pathlib.Path(args.model).resolve()),
@@ -572,7 +779,14 @@ def _model_options(parser):
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:1... (default: auto)")
     parser.add_argument(
-        "--batch-size", type=int, default=16, help="files per batch"
+        "--batch-size", type=int, default=16, help="most files per batch"
+    )
+    parser.add_argument(
+        "--max-batch-seconds",
+        type=positive_float,
+        default=DEFAULT_MAX_BATCH_SECONDS,
+        help="most seconds of padded audio per batch; a longer file goes "
+        f"alone (default {DEFAULT_MAX_BATCH_SECONDS:g})",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bars"
@@ -580,11 +794,57 @@ def _model_options(parser):
 
 
 def _default_out(args):
-    """``<model>/eval/<trials name>[_<norm>]``."""
-    name = pathlib.Path(args.trials).stem
-    if args.norm:
-        name += f"_{args.norm}"
-    return pathlib.Path(args.model) / "eval" / name
+    """The default ``score`` folder of the parsed arguments."""
+    return default_score_folder(
+        args.model,
+        args.trials,
+        args.manifest or args.audio_root,
+        norm=args.norm,
+        cohort=args.cohort,
+    )
+
+
+def default_score_folder(model, trials, utterances, norm=None, cohort=None):
+    """Where ``score`` writes by default.
+
+    ``<model>/eval/<trials name>[_<norm>]-<hash>``: the hash of the trial
+    list's, the utterances' and the cohort's absolute paths keeps apart the
+    results of two corpora whose trial lists share a name.
+
+    Arguments
+    ---------
+    model : str or os.PathLike
+        The ``--model`` folder.
+    trials : str or os.PathLike
+        The trial list.
+    utterances : str or os.PathLike
+        The manifest or audio root.
+    norm : str, optional
+        The score normalisation.
+    cohort : str or os.PathLike, optional
+        The cohort manifest.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+
+    Example
+    -------
+    >>> a = default_score_folder("m", "/vctk/test_trials.csv", "/vctk/t.csv")
+    >>> b = default_score_folder("m", "/libri/test_trials.csv", "/libri/t.csv")
+    >>> a.parent == b.parent and a.name.startswith("test_trials-") and a != b
+    True
+    """
+    name = pathlib.Path(trials).stem
+    if norm:
+        name += f"_{norm}"
+    key = "\n".join(
+        str(pathlib.Path(path).resolve()) if path else ""
+        for path in (trials, utterances, cohort)
+    )
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
+    return pathlib.Path(model) / "eval" / f"{name}-{digest}"
 
 
 def _normalised_scores(args, verifier, embeddings, ids, trials, scores):
@@ -592,10 +852,10 @@ def _normalised_scores(args, verifier, embeddings, ids, trials, scores):
     from unipool_lobes.score_norm import ScoreNormalizer
 
     cohort = manifest_utterances(args.cohort, args.data_root)
-    cohort_embeddings = verifier.encode_files(
+    cohort_embeddings = encode_or_explain(
+        verifier,
         [path for path, _ in cohort.values()],
-        batch_size=args.batch_size,
-        progress=not args.no_progress,
+        args,
         segments=[segment for _, segment in cohort.values()],
     )
     normalizer = ScoreNormalizer(cohort_embeddings, args.top_k, args.norm)

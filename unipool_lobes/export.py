@@ -11,7 +11,8 @@ export keeps the best of them (lowest validation EER) and writes::
                          the calibrated threshold and the sample rate
     embedding_model.ckpt classifier.ckpt [front_end.ckpt]
     label_encoder.txt    the training speakers (for ``classify_batch``)
-    export.json          where it came from (run, checkpoint, metrics)
+    export.json          where it came from (run, checkpoint, metrics) and
+                         the size and SHA-256 of each file, checked at load
     README.md            model card with a runnable snippet
 
 A frozen SSL model is referenced by its hub id or absolute local folder;
@@ -25,18 +26,34 @@ Authors
 
 import io
 import json
+import logging
 import os
 import pathlib
 import re
 import shutil
-import tempfile
 
 import ruamel.yaml
 from hyperpyyaml import resolve_references
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 
+from unipool_lobes.checkpoints import (
+    CHECKSUMS_KEY,
+    check_finite_parameters,
+    complete_checkpoints,
+    file_record,
+    incomplete_checkpoints,
+    verify_files,
+)
+from unipool_lobes.inference import EXPORT_INFO
+from unipool_lobes.safe_io import (
+    disk_full_as_error,
+    lock_target,
+    make_temporary_folder,
+)
+
+logger = logging.getLogger(__name__)
+
 MODULE_KEYS = ("front_end", "embedding_model", "classifier")
-EXPORT_INFO = "export.json"
 STRICT_HOOK = "unipool_lobes.inference.load_state_dict_strict"
 DEFAULT_SAMPLE_RATE = 16000
 
@@ -44,8 +61,8 @@ DEFAULT_SAMPLE_RATE = 16000
 def best_checkpoint(run_folder):
     """Returns the checkpoint folder of a run with the lowest validation EER.
 
-    Only end-of-interval checkpoints (whose ``CKPT.yaml`` has an ``EER``)
-    count; intra-epoch ones are skipped.
+    Only complete end-of-interval checkpoints (whose ``CKPT.yaml`` has an
+    ``EER``) count; intra-epoch ones are skipped.
 
     Arguments
     ---------
@@ -75,15 +92,21 @@ def best_checkpoint(run_folder):
     ('CKPT+b', 7.0)
     """
     save = pathlib.Path(run_folder) / "save"
-    candidates = []
-    for meta_path in sorted(save.glob("CKPT+*/CKPT.yaml")):
-        meta = _read_plain_yaml(meta_path)
-        if isinstance(meta, dict) and meta.get("EER") is not None:
-            candidates.append((float(meta["EER"]), meta_path.parent, meta))
+    candidates = [
+        (float(c.meta["EER"]), c.path, c.meta)
+        for c in complete_checkpoints(save)
+        if c.meta.get("EER") is not None
+    ]
+    broken = incomplete_checkpoints(save)
+    for folder, reason in broken:
+        logger.warning("%s is skipped: incomplete (%s)", folder, reason)
     if not candidates:
+        found = "".join(
+            f"; {folder} is incomplete ({reason})" for folder, reason in broken
+        )
         raise FileNotFoundError(
-            f"no checkpoint with a validation EER in {save} "
-            "(expected save/CKPT+*/CKPT.yaml with an 'EER' key)"
+            f"no complete checkpoint with a validation EER in {save} "
+            f"(expected save/CKPT+*/CKPT.yaml with an 'EER' key){found}"
         )
     _, folder, meta = min(candidates, key=lambda item: item[0])
     return folder, meta
@@ -269,8 +292,10 @@ def export_pretrained(
     include_classifier : bool
         Also export the speaker classifier and the label encoder.
     overwrite : bool
-        Replace ``out_folder`` if it exists (atomically); otherwise an
-        existing ``out_folder`` is an error.
+        Replace ``out_folder`` if it is an earlier export (atomically);
+        otherwise an existing ``out_folder`` is an error. A folder that is
+        not an export (no ``export.json``), the run itself or a folder
+        holding the run is never replaced.
 
     Returns
     -------
@@ -282,7 +307,15 @@ def export_pretrained(
     FileNotFoundError
         If the run folder, its yaml or its checkpoint files are missing.
     FileExistsError
-        If ``out_folder`` exists and ``overwrite`` is False.
+        If ``out_folder`` exists and ``overwrite`` is False, or it is not an
+        earlier export.
+    ValueError
+        If ``out_folder`` is the run or holds it.
+    unipool_lobes.checkpoints.CheckpointCorruptError
+        If a checkpoint file does not match its checksum or holds
+        non-finite parameters.
+    unipool_lobes.safe_io.FolderBusyError
+        If another export writes ``out_folder``.
 
     Example
     -------
@@ -298,13 +331,31 @@ def export_pretrained(
     hparams_path = run / "hyperparams.yaml"
     if not hparams_path.is_file():
         raise FileNotFoundError(f"no hyperparams.yaml in the run {run}")
-    if out.exists() and not overwrite:
-        raise FileExistsError(
-            f"{out} exists; pass overwrite=True (--overwrite) to replace it"
-        )
+    _refuse_unsafe_target(run, out)
+    with lock_target(out, "export"):
+        _remove_stale_staging(out)
+        if out.exists():
+            if not overwrite:
+                raise FileExistsError(
+                    f"{out} exists; pass overwrite=True (--overwrite) to "
+                    "replace it"
+                )
+            if not is_export_folder(out):
+                raise FileExistsError(
+                    f"{out} exists and is not a unipool-sv export (no "
+                    f"{EXPORT_INFO}, or it holds a training run): refusing "
+                    "to replace it; choose another output folder"
+                )
+        return _export(run, out, include_classifier, hparams_path)
+
+
+def _export(run, out, include_classifier, hparams_path):
+    """Writes the export of ``run`` into ``out`` (the caller holds the
+    lock)."""
     checkpoint, meta = best_checkpoint(run)
     if not (checkpoint / "embedding_model.ckpt").is_file():
         raise FileNotFoundError(f"no embedding_model.ckpt in {checkpoint}")
+    verify_files(checkpoint, meta.get(CHECKSUMS_KEY) or {})
     run_text = hparams_path.read_text(encoding="utf-8")
     run_hparams = _round_trip_yaml().load(
         resolve_references(run_text).getvalue()
@@ -343,29 +394,93 @@ def export_pretrained(
         files.append("classifier.ckpt")
     if embedded_front_end:
         files.append("front_end.ckpt")
+    for name in files:
+        check_finite_parameters(checkpoint / name)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(
-        tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-")
-    )
+    staging = make_temporary_folder(out.parent, f".{out.name}.tmp-")
     try:
         for name in files:
-            shutil.copyfile(checkpoint / name, staging / name)
+            with disk_full_as_error(staging / name, "exported model file"):
+                shutil.copyfile(checkpoint / name, staging / name)
         label_encoder = run / "save" / "label_encoder.txt"
         if include_classifier and label_encoder.is_file():
-            shutil.copyfile(label_encoder, staging / "label_encoder.txt")
-        (staging / "hyperparams.yaml").write_text(yaml_text, encoding="utf-8")
-        (staging / EXPORT_INFO).write_text(
-            json.dumps(info, indent=2) + "\n", encoding="utf-8"
+            with disk_full_as_error(staging / "label_encoder.txt"):
+                shutil.copyfile(label_encoder, staging / "label_encoder.txt")
+            files.append("label_encoder.txt")
+        # Checked again at every load: a damaged copy is never used.
+        info["files"] = {name: file_record(staging / name) for name in files}
+        _write_new_file(staging / "hyperparams.yaml", yaml_text)
+        _write_new_file(
+            staging / EXPORT_INFO, json.dumps(info, indent=2) + "\n"
         )
-        (staging / "README.md").write_text(
-            model_card(info, run_hparams, out), encoding="utf-8"
+        _write_new_file(
+            staging / "README.md", model_card(info, run_hparams, out)
         )
         _move_into_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def is_export_folder(folder):
+    """Whether ``folder`` is a pretrained folder written by the export.
+
+    Arguments
+    ---------
+    folder : str or os.PathLike
+        Any folder.
+
+    Returns
+    -------
+    bool
+        True when it holds ``export.json`` and ``hyperparams.yaml`` and is
+        not a training run.
+
+    Example
+    -------
+    >>> is_export_folder(getfixture("tmp_path"))
+    False
+    """
+    folder = pathlib.Path(folder)
+    return (
+        (folder / EXPORT_INFO).is_file()
+        and (folder / "hyperparams.yaml").is_file()
+        and not is_run_folder(folder)
+        and not (folder / "save").exists()
+    )
+
+
+def _refuse_unsafe_target(run, out):
+    """The export may not replace the run or a folder holding it."""
+    run = run.resolve()
+    target = out.resolve()
+    if target == run or run.is_relative_to(target):
+        raise ValueError(
+            f"refusing to export into {out}: it is (or holds) the training "
+            f"run {run}, which the export would replace; choose another "
+            "output folder"
+        )
+    if target.is_relative_to(run / "save"):
+        raise ValueError(
+            f"refusing to export into {out}: it is inside the run's "
+            "checkpoint folder; choose another output folder"
+        )
+
+
+def _remove_stale_staging(out):
+    """Removes staging folders of exports to ``out`` that were killed."""
+    for pattern in (f".{out.name}.tmp-*", f".{out.name}.old-*"):
+        for stale in out.parent.glob(pattern):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+                logger.info("Removed %s, left by an interrupted export", stale)
+
+
+def _write_new_file(path, text):
+    """Writes a text file of the staging folder, naming it on a full disk."""
+    with disk_full_as_error(path, "exported file"):
+        path.write_text(text, encoding="utf-8")
 
 
 def ensure_pretrained(model_folder):
@@ -607,9 +722,7 @@ def _move_into_place(staging, out):
     if not out.exists():
         os.rename(staging, out)
         return
-    old = pathlib.Path(
-        tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-")
-    )
+    old = make_temporary_folder(out.parent, f".{out.name}.old-")
     os.rmdir(old)
     os.rename(out, old)
     try:
@@ -618,12 +731,6 @@ def _move_into_place(staging, out):
         os.rename(old, out)
         raise
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _read_plain_yaml(path):
-    """Reads a plain yaml file (no tags) into python objects."""
-    with open(path, encoding="utf-8") as source:
-        return ruamel.yaml.YAML(typ="safe", pure=True).load(source)
 
 
 def _read_json(path):

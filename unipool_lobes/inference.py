@@ -22,6 +22,7 @@ Authors
  * unipool-sv developers 2026
 """
 
+import json
 import os
 import pathlib
 
@@ -32,6 +33,16 @@ from speechbrain.dataio import audio_io
 from speechbrain.dataio.preprocess import AudioNormalizer
 from speechbrain.inference.speaker import SpeakerRecognition
 from tqdm import tqdm
+
+from unipool_lobes.batching import duration_batches, is_out_of_memory
+from unipool_lobes.checkpoints import (
+    check_finite_parameters,
+    load_state_dict,
+    verify_files,
+)
+
+# The export record of a pretrained folder (``unipool_lobes.export``).
+EXPORT_INFO = "export.json"
 
 
 class AudioInputError(ValueError):
@@ -59,6 +70,9 @@ def load_state_dict_strict(module, path):
     CheckpointMismatchError
         If keys are missing or unexpected, or shapes differ; the message
         names the file, the module class and the keys.
+    unipool_lobes.checkpoints.CheckpointCorruptError
+        If the file is unreadable (truncated, corrupt) or holds NaN or
+        infinite values.
 
     Example
     -------
@@ -71,7 +85,8 @@ def load_state_dict_strict(module, path):
     ...     print(str(error).split(" does not fit ")[1])
     Linear: shape mismatches: weight (checkpoint [2, 3], model [2, 4])
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_state_dict(path)
+    check_finite_parameters(path, state)
     expected = module.state_dict()
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
@@ -255,6 +270,9 @@ class SpeakerVerifier(SpeakerRecognition):
             If the folder, its yaml or a checkpoint file is missing.
         CheckpointMismatchError
             If a checkpoint does not fit its module.
+        unipool_lobes.checkpoints.CheckpointCorruptError
+            If a file differs from the checksum ``export.json`` records,
+            or a checkpoint holds non-finite values.
         ValueError
             If the yaml has no ``pretrainer``.
         """
@@ -266,6 +284,13 @@ class SpeakerVerifier(SpeakerRecognition):
         hparams_path = folder / hparams_file
         if not hparams_path.is_file():
             raise FileNotFoundError(f"no {hparams_file} in {folder}")
+        export_info = folder / EXPORT_INFO
+        if export_info.is_file():
+            try:
+                records = json.loads(export_info.read_text("utf-8"))["files"]
+            except (ValueError, KeyError, TypeError):
+                records = {}  # exported before checksums were recorded
+            verify_files(folder, records, what="model folder")
         with open(hparams_path, encoding="utf-8") as fin:
             hparams = load_hyperpyyaml(fin, overrides or {})
         pretrainer = hparams.get("pretrainer")
@@ -479,6 +504,10 @@ class SpeakerVerifier(SpeakerRecognition):
             raise AudioInputError(
                 f"cannot read audio file {path}: {error}"
             ) from error
+        if not bool(torch.isfinite(signal).all()):
+            raise AudioInputError(
+                f"{path}: holds NaN or infinite samples (corrupt audio)"
+            )
         signal = self.audio_normalizer(signal.float(), rate)
         if signal.dim() != 1:
             signal = signal.reshape(signal.shape[0], -1).mean(dim=1)
@@ -492,19 +521,23 @@ class SpeakerVerifier(SpeakerRecognition):
         progress=True,
         segments=None,
         return_layer_weights=False,
+        max_batch_seconds=None,
     ):
         """Embeds many files, in batches of similar length.
 
         Files are sorted by duration (shortest first, as SpeechBrain's
         evaluation sets), padded per batch, and their lengths passed to the
-        model; the embeddings come back in the input order.
+        model; the embeddings come back in the input order. A batch holds
+        at most ``batch_size`` files and ``max_batch_seconds`` of padded
+        audio (a longer file goes alone): attention memory grows with the
+        square of the length.
 
         Arguments
         ---------
         paths : list of str or os.PathLike
             Local audio files.
         batch_size : int
-            Files per batch.
+            Most files per batch.
         progress : bool
             Show a tqdm progress bar (on stderr).
         segments : list of tuple, optional
@@ -514,6 +547,8 @@ class SpeakerVerifier(SpeakerRecognition):
             Also return each file's layer significance (needs a backend
             with ``keeping_attention``, such as UniPool): its
             ``layer_attention_weights`` averaged over heads and valid frames.
+        max_batch_seconds : float, optional
+            Most seconds of padded audio per batch (default: no bound).
 
         Returns
         -------
@@ -527,7 +562,10 @@ class SpeakerVerifier(SpeakerRecognition):
         FileNotFoundError
             If a file is missing.
         AudioInputError
-            If a file is unreadable, empty or too short.
+            If a file is unreadable, empty, too short, holds non-finite
+            samples or gets a non-finite embedding.
+        MemoryError
+            When a batch does not fit in memory (naming its files).
         ValueError
             For an empty list, mismatched segments, or layer weights asked of
             a backend without them.
@@ -549,7 +587,9 @@ class SpeakerVerifier(SpeakerRecognition):
             self._duration(path, segment)
             for path, segment in zip(paths, segments, strict=True)
         ]
-        order = sorted(range(len(paths)), key=durations.__getitem__)
+        batches = duration_batches(
+            durations, batch_size, max_batch_seconds or float("inf")
+        )
         embeddings, layer_weights = None, None
         with tqdm(
             total=len(paths),
@@ -557,14 +597,29 @@ class SpeakerVerifier(SpeakerRecognition):
             desc="embedding",
             disable=not progress,
         ) as bar:
-            for first in range(0, len(order), batch_size):
-                rows = order[first : first + batch_size]
+            for rows in batches:
                 signals = [self.read_audio(paths[i], segments[i]) for i in rows]
                 wavs, wav_lens = pad_waveforms(signals)
-                batch_embeddings, batch_weights = self._embed(
-                    wavs, wav_lens, return_layer_weights
-                )
+                try:
+                    batch_embeddings, batch_weights = self._embed(
+                        wavs, wav_lens, return_layer_weights
+                    )
+                except Exception as error:
+                    if not is_out_of_memory(error):
+                        raise
+                    raise MemoryError(
+                        f"out of memory embedding {len(rows)} file(s) of up "
+                        f"to {max(durations[i] for i in rows):.1f} s (first "
+                        f"{paths[rows[0]]})"
+                    ) from error
                 batch_embeddings = batch_embeddings.squeeze(1).cpu()
+                finite = torch.isfinite(batch_embeddings).all(dim=1)
+                if not bool(finite.all()):
+                    bad = paths[rows[int((~finite).nonzero()[0])]]
+                    raise AudioInputError(
+                        f"{bad}: its embedding is not finite (NaN or inf); "
+                        "the model or its checkpoint is broken"
+                    )
                 if embeddings is None:
                     embeddings = batch_embeddings.new_empty(
                         len(paths), batch_embeddings.shape[-1]
@@ -586,6 +641,11 @@ class SpeakerVerifier(SpeakerRecognition):
         """Front-end then backend; optionally per-utterance layer weights."""
         for row, length in enumerate(_sample_counts(wavs, wav_lens).tolist()):
             self._check_length(length, f"utterance {row} of the batch")
+            if not bool(torch.isfinite(wavs[row, :length]).all()):
+                raise AudioInputError(
+                    f"utterance {row} of the batch holds NaN or infinite "
+                    "samples"
+                )
         wavs = wavs.to(self.device).float()
         wav_lens = wav_lens.to(self.device)
         backend = self.mods.embedding_model
