@@ -469,3 +469,71 @@ def test_long_files_go_alone_and_memory_errors_are_one_line(
     )
     assert "out of memory" in line and "--max-batch-seconds" in line
     assert wavs[0] in line
+
+
+# ------------------------------------------------------------ other errors
+def test_set_up_errors_are_one_line(pretrained, wavs, tmp_path, capsys):
+    """A missing GPU, a model yaml naming no importable class or not yaml
+    at all, and a batch size of 0 are one-line errors with exit 2 (before:
+    tracebacks with exit 1, or a check after loading the model)."""
+    model = ["--model", str(pretrained)]
+    if not torch.cuda.is_available():
+        line = _error(["verify", *wavs, *model, "--device", "cuda"], capsys)
+        assert "--device cuda: this machine has no GPU" in line
+    broken = tmp_path / "broken"
+    shutil.copytree(pretrained, broken)
+    (broken / "hyperparams.yaml").write_text("pretrainer: !new:no.such.Cls\n")
+    line = _error(["verify", *wavs, "--model", str(broken)], capsys)
+    assert "no.such.Cls" in line
+    (broken / "hyperparams.yaml").write_text("modules: [\n")
+    line = _error(["verify", *wavs, "--model", str(broken)], capsys)
+    assert "hyperparams.yaml" in line
+    with pytest.raises(SystemExit) as error:
+        main(["verify", *wavs, *model, "--batch-size", "0"])
+    assert error.value.code == 2
+    assert "'0' is not at least 1" in capsys.readouterr().err
+
+
+def test_export_and_embed_refuse_a_target_in_use(
+    run, pretrained, wavs, tmp_path, capsys
+):
+    """While another process writes the same export or embedding target,
+    a second is refused at once naming it."""
+    import sys
+    import time
+
+    import processes
+
+    hold = (
+        "import sys, time\n"
+        "from unipool_lobes.safe_io import lock_target\n"
+        "lock = lock_target(sys.argv[1], 'export')\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    listing = tmp_path / "files.txt"
+    listing.write_text(f"{wavs[0]}\n")
+    for target, argv in (
+        (tmp_path / "m", ["export", str(run), str(tmp_path / "m")]),
+        (
+            tmp_path / "e.npy",
+            [
+                "embed",
+                "--model",
+                str(pretrained),
+                "--list",
+                str(listing),
+                "--out",
+                str(tmp_path / "e.npy"),
+            ],
+        ),
+    ):
+        with processes.Started(
+            [sys.executable, "-c", hold, target], 60, log=tmp_path / "h.log"
+        ) as holder:
+            while "locked" not in holder.output():
+                assert holder.process.poll() is None, holder.output()
+                time.sleep(0.02)
+            line = _error(argv, capsys)
+        assert f"pid {holder.pid}" in line and "refused" in line
+        assert not target.exists()

@@ -376,7 +376,7 @@ def build_parser():
     score.add_argument("--cohort", help="manifest CSV of the cohort")
     score.add_argument(
         "--top-k",
-        type=int,
+        type=positive_int,
         default=300,
         help="highest cohort scores kept per utterance (default 300)",
     )
@@ -418,7 +418,8 @@ def main(argv=None):
         if args.traceback:
             raise
         message = error.args[0] if isinstance(error, KeyError) else error
-        print(f"unipool-sv: error: {message}", file=sys.stderr)
+        line = " ".join(str(message).split())  # one line, e.g. yaml errors
+        print(f"unipool-sv: error: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
 
@@ -433,6 +434,8 @@ INPUT_ERRORS = (
     CheckpointCorruptError,
     FolderBusyError,
     YAMLError,
+    # A model folder whose yaml names a class that cannot be imported.
+    ImportError,
 )
 
 
@@ -469,6 +472,40 @@ def finite_float(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_int(text):
+    """``argparse`` type: an integer of at least 1.
+
+    Arguments
+    ---------
+    text : str
+        The option's value.
+
+    Returns
+    -------
+    int
+        The value.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For anything else.
+
+    Example
+    -------
+    >>> positive_int("16")
+    16
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an integer"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not at least 1")
     return value
 
 
@@ -764,11 +801,48 @@ def load_verifier(args):
     SpeakerVerifier
         The loaded interface.
     """
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    check_device(device)
     folder = ensure_pretrained(args.model)
     if getattr(args, "no_progress", False):
         hf_logging.disable_progress_bar()
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     return SpeakerVerifier.from_hparams(folder, run_opts={"device": device})
+
+
+def check_device(device):
+    """Refuses a device this machine does not have, before any work.
+
+    Arguments
+    ---------
+    device : str
+        E.g. ``cpu``, ``cuda``, ``cuda:1``.
+
+    Raises
+    ------
+    ValueError
+        Naming the device and what is available.
+
+    Example
+    -------
+    >>> check_device("cpu")
+    >>> try:
+    ...     check_device("tpu")
+    ... except ValueError as error:
+    ...     print(str(error)[:26])
+    --device tpu: not a device
+    """
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device}: not a device") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {device}: this machine has no GPU")
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(
+                f"--device {device}: this machine has {count} GPU(s)"
+            )
 
 
 # ------------------------------------------------------------------ helpers
@@ -779,7 +853,10 @@ def _model_options(parser):
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:1... (default: auto)")
     parser.add_argument(
-        "--batch-size", type=int, default=16, help="most files per batch"
+        "--batch-size",
+        type=positive_int,
+        default=16,
+        help="most files per batch",
     )
     parser.add_argument(
         "--max-batch-seconds",
