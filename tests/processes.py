@@ -212,6 +212,49 @@ def run(command, timeout, check=False, **popen):
         return started.finish(check=check)
 
 
+HOLD_LOCK = """
+import sys, time
+from unipool_lobes import safe_io
+lock = getattr(safe_io, sys.argv[1])(sys.argv[2], sys.argv[3])
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def holding_lock(path, purpose, log_folder, target=True):
+    """A process holding the lock of an output, as a running job would.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The output (a target replaced whole, or a folder).
+    purpose : str
+        What the holder says it does.
+    log_folder : pathlib.Path
+        Where its output goes.
+    target : bool
+        ``lock_target`` (True) or ``lock_folder`` (False).
+
+    Returns
+    -------
+    Started
+        The holder, once it holds the lock (use it as a context manager;
+        it is killed at the end).
+    """
+    kind = "lock_target" if target else "lock_folder"
+    holder = Started(
+        python("-c", HOLD_LOCK, kind, path, purpose),
+        120,
+        log=log_folder / f"holder_{pathlib.Path(path).name}.log",
+    )
+    while "locked" not in holder.output():
+        if holder.process.poll() is not None or holder.remaining() < 0:
+            holder.__exit__(None, None, None)
+            pytest.fail(f"the lock holder failed:\n{holder.output()}")
+        time.sleep(0.02)
+    return holder
+
+
 def python(*args):
     """``[sys.executable, *args]``."""
     return [sys.executable, *map(str, args)]

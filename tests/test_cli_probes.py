@@ -8,6 +8,7 @@ import os
 import shutil
 
 import numpy as np
+import processes
 import pytest
 import soundfile
 import torch
@@ -39,6 +40,19 @@ def wavs(run):
     """Two test utterances of the run."""
     rows = read_csv(run / "data" / "test.csv")
     return rows[0]["wav"], rows[-1]["wav"]
+
+
+def _embed_argv(model, listing, out):
+    return [
+        "embed",
+        "--model",
+        str(model),
+        "--list",
+        str(listing),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
 
 
 def _error(argv, capsys):
@@ -350,17 +364,7 @@ def test_embed_checks_the_output_before_any_work(
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")
     line = _error(
-        [
-            "embed",
-            "--model",
-            str(pretrained),
-            "--list",
-            str(listing),
-            "--out",
-            str(blocker / "emb.npy"),
-            "--no-progress",
-        ],
-        capsys,
+        _embed_argv(pretrained, listing, str(blocker / "emb.npy")), capsys
     )
     assert "a file is in the way" in line
 
@@ -384,36 +388,11 @@ def test_killed_embed_leaves_no_partial_folder(
 
     monkeypatch.setattr(np, "save", dying_save)
     with pytest.raises(KeyboardInterrupt):
-        main(
-            [
-                "embed",
-                "--model",
-                str(pretrained),
-                "--list",
-                str(listing),
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
+        main(_embed_argv(pretrained, listing, out))
     monkeypatch.undo()
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-    assert (
-        main(
-            [
-                "embed",
-                "--model",
-                str(pretrained),
-                "--list",
-                str(listing),
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert main(_embed_argv(pretrained, listing, out)) == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "a.npy",
         "b.npy",
@@ -455,17 +434,7 @@ def test_long_files_go_alone_and_memory_errors_are_one_line(
     listing = tmp_path / "files.txt"
     listing.write_text(f"{wavs[0]}\n")
     line = _error(
-        [
-            "embed",
-            "--model",
-            str(pretrained),
-            "--list",
-            str(listing),
-            "--out",
-            str(tmp_path / "e.npy"),
-            "--no-progress",
-        ],
-        capsys,
+        _embed_argv(pretrained, listing, str(tmp_path / "e.npy")), capsys
     )
     assert "out of memory" in line and "--max-batch-seconds" in line
     assert wavs[0] in line
@@ -499,41 +468,16 @@ def test_export_and_embed_refuse_a_target_in_use(
 ):
     """While another process writes the same export or embedding target,
     a second is refused at once naming it."""
-    import sys
-    import time
-
-    import processes
-
-    hold = (
-        "import sys, time\n"
-        "from unipool_lobes.safe_io import lock_target\n"
-        "lock = lock_target(sys.argv[1], 'export')\n"
-        "print('locked', flush=True)\n"
-        "time.sleep(60)\n"
-    )
     listing = tmp_path / "files.txt"
     listing.write_text(f"{wavs[0]}\n")
     for target, argv in (
         (tmp_path / "m", ["export", str(run), str(tmp_path / "m")]),
         (
             tmp_path / "e.npy",
-            [
-                "embed",
-                "--model",
-                str(pretrained),
-                "--list",
-                str(listing),
-                "--out",
-                str(tmp_path / "e.npy"),
-            ],
+            _embed_argv(pretrained, listing, tmp_path / "e.npy"),
         ),
     ):
-        with processes.Started(
-            [sys.executable, "-c", hold, target], 60, log=tmp_path / "h.log"
-        ) as holder:
-            while "locked" not in holder.output():
-                assert holder.process.poll() is None, holder.output()
-                time.sleep(0.02)
+        with processes.holding_lock(target, "export", tmp_path) as holder:
             line = _error(argv, capsys)
         assert f"pid {holder.pid}" in line and "refused" in line
         assert not target.exists()

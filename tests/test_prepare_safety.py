@@ -1,9 +1,6 @@
 """Preparations refuse a busy or read-only folder and stop cleanly on a
 full disk."""
 
-import sys
-import time
-
 import processes
 import pytest
 from filesystems import fill_disk
@@ -15,14 +12,6 @@ from unipool_lobes.safe_io import (
     FolderBusyError,
     OutputFolderError,
 )
-
-HOLD = """
-import sys, time
-from unipool_lobes.safe_io import lock_folder
-lock = lock_folder(sys.argv[1], "vctk preparation")
-print("locked", flush=True)
-time.sleep(60)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +34,9 @@ def test_a_second_preparation_of_a_folder_is_refused(corpus, tmp_path):
     """While another process prepares the folder: refused at once, naming
     it (before: both wrote the same files)."""
     folder = tmp_path / "prep"
-    with processes.Started(
-        [sys.executable, "-c", HOLD, folder], 60, log=tmp_path / "h.log"
+    with processes.holding_lock(
+        folder, "vctk preparation", tmp_path, target=False
     ) as holder:
-        while "locked" not in holder.output():
-            assert holder.process.poll() is None, holder.output()
-            time.sleep(0.02)
         with pytest.raises(FolderBusyError, match=f"pid {holder.pid}"):
             _prepare(corpus, folder)
     assert not (folder / "train.csv").exists()

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
 
 import processes
@@ -25,32 +24,15 @@ from unipool_lobes.safe_io import (
     make_temporary_folder,
 )
 
-HOLD_LOCK = """
-import sys, time
-from unipool_lobes.safe_io import lock_folder
-lock = lock_folder(sys.argv[1], "training")
-print("locked", flush=True)
-time.sleep(120)
-"""
-
-
-def _hold_lock(folder, log):
-    holder = processes.Started(
-        [sys.executable, "-c", HOLD_LOCK, str(folder)], 60, log=log
-    )
-    while "locked" not in holder.output():
-        assert holder.process.poll() is None, holder.output()
-        assert holder.remaining() > 0
-        time.sleep(0.02)
-    return holder
-
 
 def test_second_process_is_refused_naming_the_first(tmp_path, caplog):
     """A folder locked by a running process: refused at once, with its pid,
     host and start time; once it died, the lock is taken over with a
     warning naming it."""
     folder = tmp_path / "run"
-    with _hold_lock(folder, tmp_path / "holder.log") as holder:
+    with processes.holding_lock(
+        folder, "training", tmp_path, target=False
+    ) as holder:
         started = time.monotonic()
         with pytest.raises(FolderBusyError) as error:
             lock_folder(folder, "training")
