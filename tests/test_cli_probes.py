@@ -55,6 +55,19 @@ def _embed_argv(model, listing, out):
     ]
 
 
+def _score_argv(model, trials, manifest, *extra):
+    return [
+        "score",
+        "--model",
+        str(model),
+        "--trials",
+        str(trials),
+        "--manifest",
+        str(manifest),
+        *map(str, extra),
+    ]
+
+
 def _error(argv, capsys):
     """Runs the CLI expecting a one-line error (exit 2); the line."""
     code = main(argv)
@@ -253,44 +266,13 @@ def test_trial_lists_and_manifests_with_a_bom(run, pretrained, tmp_path):
         (run / "data" / "test.csv", manifest),
     ):
         target.write_text("\ufeff" + source.read_text(), encoding="utf-8")
-    out = tmp_path / "scores"
-    argv = ["score", "--model", str(pretrained), "--trials", str(trials)]
-    assert (
-        main(
-            [
-                *argv,
-                "--manifest",
-                str(manifest),
-                "--out",
-                str(out),
-                "--no-plots",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    plain = tmp_path / "plain"
-    assert (
-        main(
-            [
-                "score",
-                "--model",
-                str(pretrained),
-                "--trials",
-                str(run / "data" / "test_trials.csv"),
-                "--manifest",
-                str(run / "data" / "test.csv"),
-                "--out",
-                str(plain),
-                "--no-plots",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    assert (out / "scores.txt").read_text() == (
-        plain / "scores.txt"
-    ).read_text()
+    options = ("--no-plots", "--no-progress", "--out")
+    out, plain = tmp_path / "scores", tmp_path / "plain"
+    assert main(_score_argv(pretrained, trials, manifest, *options, out)) == 0
+    original = (run / "data" / "test_trials.csv", run / "data" / "test.csv")
+    assert main(_score_argv(pretrained, *original, *options, plain)) == 0
+    scores = (out / "scores.txt").read_text()
+    assert scores == (plain / "scores.txt").read_text()
 
 
 def test_repeated_or_contradictory_trials_are_refused(
@@ -301,7 +283,7 @@ def test_repeated_or_contradictory_trials_are_refused(
     source = (run / "data" / "test_trials.csv").read_text().splitlines()
     header, first = source[0], source[1]
     enrol, test, label = first.split(",")[:3]
-    manifest = ["--manifest", str(run / "data" / "test.csv")]
+    manifest = run / "data" / "test.csv"
     for extra, needle in (
         (first, "trials 1 and"),
         (
@@ -311,18 +293,8 @@ def test_repeated_or_contradictory_trials_are_refused(
     ):
         trials = tmp_path / "trials.csv"
         trials.write_text("\n".join([header, *source[1:], extra]) + "\n")
-        line = _error(
-            [
-                "score",
-                "--model",
-                str(pretrained),
-                "--trials",
-                str(trials),
-                *manifest,
-                "--no-progress",
-            ],
-            capsys,
-        )
+        argv = _score_argv(pretrained, trials, manifest, "--no-progress")
+        line = _error(argv, capsys)
         assert str(trials) in line and needle in line
 
 
@@ -332,23 +304,10 @@ def test_default_score_folders_of_two_corpora_differ(run, pretrained, tmp_path):
     other = tmp_path / "other" / "test_trials.csv"
     other.parent.mkdir()
     shutil.copyfile(run / "data" / "test_trials.csv", other)
+    manifest = run / "data" / "test.csv"
     for trials in (run / "data" / "test_trials.csv", other):
-        assert (
-            main(
-                [
-                    "score",
-                    "--model",
-                    str(pretrained),
-                    "--trials",
-                    str(trials),
-                    "--manifest",
-                    str(run / "data" / "test.csv"),
-                    "--no-plots",
-                    "--no-progress",
-                ]
-            )
-            == 0
-        )
+        argv = _score_argv(pretrained, trials, manifest, "--no-plots")
+        assert main([*argv, "--no-progress"]) == 0
     folders = sorted((pretrained / "eval").glob("test_trials-*"))
     assert len(folders) == 2
 
