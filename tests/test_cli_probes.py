@@ -440,3 +440,27 @@ def test_export_and_embed_refuse_a_target_in_use(
             line = _error(argv, capsys)
         assert f"pid {holder.pid}" in line and "refused" in line
         assert not target.exists()
+
+
+def test_embeddings_on_a_full_disk(pretrained, wavs, tmp_path, tmpfs, capsys):
+    """ENOSPC writing embeddings (.npy or a folder): one line naming the
+    file and the full disk; an earlier .npy stays intact, no partial
+    folder is left."""
+    disk = tmpfs.mount("1m")
+    listing = tmp_path / "files.txt"
+    listing.write_text(f"{wavs[0]}\n{wavs[1]}\n")
+    npy = disk / "emb.npy"
+    assert main(_embed_argv(pretrained, listing, npy)) == 0
+    before = npy.read_bytes()
+    fill_disk(disk, leave_bytes=0)
+    line = _error(_embed_argv(pretrained, listing, npy), capsys)
+    assert "the disk is full" in line and str(disk) in line
+    assert npy.read_bytes() == before
+    line = _error(_embed_argv(pretrained, listing, disk / "emb"), capsys)
+    assert "the disk is full" in line
+    assert not (disk / "emb").exists()
+    assert sorted(p.name for p in disk.iterdir()) == [
+        "emb.npy",
+        "emb_ids.txt",
+        "filler.bin",
+    ]

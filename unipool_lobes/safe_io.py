@@ -546,6 +546,8 @@ class FolderLock:
                 os.pwrite(handle, json.dumps(record).encode("utf-8"), 0)
                 os.fsync(handle)
         except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(self.lock_file)  # still ours: we hold the flock
             os.close(handle)
             raise
         self._handle = handle
