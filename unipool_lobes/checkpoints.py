@@ -275,14 +275,17 @@ def complete_checkpoints(checkpoints_dir, required=()):
             path.is_dir() and path.name.startswith(sb_checkpoints.CKPT_PREFIX)
         ):
             continue
-        meta = read_meta(path)
-        if meta is None or incomplete_reason(path, meta, required):
-            continue
-        paramfiles = {
-            file.stem: file
-            for file in path.iterdir()
-            if file.suffix == sb_checkpoints.PARAMFILE_EXT
-        }
+        try:
+            meta = read_meta(path)
+            if meta is None or incomplete_reason(path, meta, required):
+                continue
+            paramfiles = {
+                file.stem: file
+                for file in path.iterdir()
+                if file.suffix == sb_checkpoints.PARAMFILE_EXT
+            }
+        except FileNotFoundError:
+            continue  # deleted meanwhile (read while another process writes)
         found.append(sb_checkpoints.Checkpoint(path, meta, paramfiles))
     return found
 
@@ -311,8 +314,11 @@ def incomplete_checkpoints(checkpoints_dir):
         return []
     found = []
     for path in sorted(folder.glob(f"{sb_checkpoints.CKPT_PREFIX}*")):
-        meta = read_meta(path) if path.is_dir() else None
-        reason = None if meta is None else incomplete_reason(path, meta)
+        try:
+            meta = read_meta(path) if path.is_dir() else None
+            reason = None if meta is None else incomplete_reason(path, meta)
+        except FileNotFoundError:
+            continue  # deleted meanwhile
         if reason is not None:
             found.append((path, reason))
     return found
