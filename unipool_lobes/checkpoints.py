@@ -656,7 +656,10 @@ class AtomicCheckpointer(sb_checkpoints.Checkpointer):
             raise ValueError("Number of checkpoints to keep must be positive.")
         keys = [{"min_key": key} for key in min_keys or []]
         keys += [{"max_key": key} for key in max_keys or []]
-        keys += [{"importance_key": key} for key in importance_keys]
+        # SpeechBrain's save_and_keep_only appends ckpt_recency to its
+        # mutable default list at every call: the same key N times.
+        unique = list(dict.fromkeys(importance_keys))
+        keys += [{"importance_key": key} for key in unique]
         candidates, protected = set(), set()
         with self._one_listing():
             for key in keys:
