@@ -133,7 +133,15 @@ def read_speaker_info(path, problems=None):
     return speakers
 
 
-def find_audio(data_folder, mic="mic1"):
+VCTK_RELEASES = ("paper", "0.80", "0.92")
+NOT_THE_PAPERS_AUDIO = (
+    "VCTK 0.92 (wav48_silence_trimmed/, silence-trimmed FLAC) is not the "
+    "audio of the UniPool paper, whose numbers belong to VCTK 0.80 "
+    "(wav48/, untrimmed): results will differ from the paper's"
+)
+
+
+def find_audio(data_folder, mic="mic1", release="paper"):
     """Finds VCTK's audio folder and the file pattern of its version.
 
     Arguments
@@ -142,6 +150,9 @@ def find_audio(data_folder, mic="mic1"):
         The VCTK root (holds ``wav48_silence_trimmed`` or ``wav48``).
     mic : str
         Microphone of version 0.92 (``mic1`` or ``mic2``).
+    release : str
+        ``paper``: 0.80 when present (the authors read ``wav48/``), else
+        0.92; ``0.80`` or ``0.92``: that release, which must be present.
 
     Returns
     -------
@@ -152,25 +163,38 @@ def find_audio(data_folder, mic="mic1"):
     Raises
     ------
     ValueError
-        When neither layout is found.
+        When the layout asked for is not found.
 
     Example
     -------
     >>> root = getfixture("tmp_path")
     >>> (root / "wav48").mkdir()
+    >>> (root / "wav48_silence_trimmed").mkdir()
     >>> folder, pattern, version = find_audio(root)
     >>> version, pattern.fullmatch("p225_031.wav").groups()
     ('0.80', ('p225', '031'))
+    >>> find_audio(root, release="0.92")[2]
+    '0.92'
     """
+    if release not in VCTK_RELEASES:
+        raise ValueError(
+            f"vctk_release: {release!r} is not one of "
+            f"{', '.join(VCTK_RELEASES)}"
+        )
     root = pathlib.Path(data_folder)
-    if (root / "wav48_silence_trimmed").is_dir():
+    old, new = root / "wav48", root / "wav48_silence_trimmed"
+    if release in ("paper", "0.80") and old.is_dir():
+        return old, re.compile(r"(p\d+)_(\d{3})\.wav"), "0.80"
+    if release in ("paper", "0.92") and new.is_dir():
         pattern = re.compile(rf"(p\d+)_(\d{{3}})_{re.escape(mic)}\.flac")
-        return root / "wav48_silence_trimmed", pattern, "0.92"
-    if (root / "wav48").is_dir():
-        return root / "wav48", re.compile(r"(p\d+)_(\d{3})\.wav"), "0.80"
+        return new, pattern, "0.92"
+    wanted = {
+        "paper": "'wav48/' (VCTK 0.80) or 'wav48_silence_trimmed/' (VCTK 0.92)",
+        "0.80": "'wav48/' (VCTK 0.80, vctk_release: 0.80)",
+        "0.92": "'wav48_silence_trimmed/' (VCTK 0.92, vctk_release: 0.92)",
+    }[release]
     raise ValueError(
-        f"{root}: no VCTK audio found, expected 'wav48_silence_trimmed/' "
-        "(VCTK 0.92) or 'wav48/' (VCTK 0.80) in the data folder"
+        f"{root}: no VCTK audio found, expected {wanted} in the data folder"
     )
 
 
@@ -349,6 +373,7 @@ def prepare_vctk(
     excluded_speakers=None,
     skip_utterances_below=25,
     mic="mic1",
+    vctk_release="paper",
     num_workers=None,
     allow_missing_trials=False,
     n_trials_per_class=8000,
@@ -413,6 +438,10 @@ def prepare_vctk(
         Utterance numbers below this are dropped (paper: 25).
     mic : str
         Microphone of VCTK 0.92 (``mic1`` or ``mic2``).
+    vctk_release : str
+        ``paper`` (default): VCTK 0.80 when its ``wav48/`` is present, as
+        the authors read it, else 0.92 with a warning that it is not the
+        paper's audio; ``0.80`` or ``0.92`` to choose.
     num_workers : int, optional
         Processes converting audio (default: cores, at most 8).
     allow_missing_trials : bool
@@ -482,10 +511,14 @@ def prepare_vctk(
         "excluded_speakers": sorted(excluded_speakers),
         "skip_utterances_below": skip_utterances_below,
         "mic": mic,
+        "vctk_release": vctk_release,
         "allow_missing_trials": allow_missing_trials,
         "n_trials_per_class": n_trials_per_class,
         "min_duration": min_duration,
     }
+    audio_root, pattern, version = find_audio(data_folder, mic, vctk_release)
+    if version == "0.92":
+        logger.warning(NOT_THE_PAPERS_AUDIO)
     lock = start_preparation(save_folder, "vctk", options, outputs.values())
     if lock is None:
         logger.info("VCTK already prepared in %s, skipping", save_folder)
@@ -494,13 +527,16 @@ def prepare_vctk(
         save_folder.mkdir(parents=True, exist_ok=True)
         problems = ProblemReport()
 
-        audio_root, pattern, version = find_audio(data_folder, mic)
-        if version == "0.92" and (data_folder / "wav48").is_dir():
+        both = (data_folder / "wav48").is_dir() and (
+            data_folder / "wav48_silence_trimmed"
+        ).is_dir()
+        if both:
+            unused = "wav48_silence_trimmed" if version == "0.80" else "wav48"
             problems.add(
-                data_folder / "wav48",
-                "VCTK 0.80 audio beside 0.92's wav48_silence_trimmed/ (the "
-                "same utterance IDs twice); the 0.92 files are used, these "
-                "ignored",
+                data_folder / unused,
+                "VCTK 0.80 and 0.92 audio both present (the same utterance "
+                f"IDs twice); the {version} files are used "
+                f"(vctk_release: {vctk_release}), these ignored",
             )
         meta = _speaker_meta(data_folder, problems)
         lists_folder = None

@@ -58,6 +58,11 @@ from unipool_lobes.checkpoints import (
     CheckpointCorruptError,
     complete_checkpoints,
 )
+from unipool_lobes.cropping import (
+    check_crop_padding,
+    random_crop_start,
+    wrap_pad,
+)
 from unipool_lobes.distributed import (
     DEFAULT_TIMEOUT_SECONDS,
     decide_on_main,
@@ -75,6 +80,7 @@ from unipool_lobes.safe_io import (
 )
 from unipool_lobes.scoring import (
     cosine_score_trials,
+    reported_metrics,
     verification_results,
     write_scores,
 )
@@ -86,6 +92,7 @@ from unipool_lobes.training_checks import (
     check_override_types,
     check_resume,
     check_schedule,
+    per_process_batch_size,
     plain_value,
     resolved_hparams_text,
 )
@@ -477,7 +484,8 @@ class SpeakerBrain(sb.core.Brain):
         scores : torch.Tensor
             Cosine score of each trial.
         results : dict
-            EER, minDCF and the rest of ``verification_results``.
+            EER, both minDCF forms and the rest of
+            ``verification_results``.
         """
         ids, embeddings = self.gather_embeddings()
         scores = cosine_score_trials(
@@ -508,10 +516,7 @@ class SpeakerBrain(sb.core.Brain):
             return
         if stage == sb.Stage.VALID:
             _, results = self.score_trials(self.hparams.valid_trials_data)
-            stats = {
-                "EER": round(results["EER_percent"], 4),
-                "minDCF": round(results["minDCF"], 4),
-            }
+            stats = reported_metrics(results)
             lr = self.optimizer.param_groups[0]["lr"]
             self.hparams.train_logger.log_stats(
                 stats_meta={
@@ -534,10 +539,7 @@ class SpeakerBrain(sb.core.Brain):
         scores, results = self.score_trials(self.hparams.test_trials_data)
         self.hparams.train_logger.log_stats(
             stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
-            test_stats={
-                "EER": round(results["EER_percent"], 4),
-                "minDCF": round(results["minDCF"], 4),
-            },
+            test_stats=reported_metrics(results),
         )
         if if_main_process():
             trials = self.hparams.test_trials_data
@@ -621,9 +623,11 @@ def read_mono(path, start, n_samples, sample_rate):
 def dataio_prep(hparams):
     """Creates the datasets and their audio and label pipelines.
 
-    Training items are random crops of ``crop_seconds`` (shorter utterances
-    are kept whole: the batch pads them and their true lengths mask the
-    padding); validation and test items are full utterances, sorted by
+    Training items are random crops of ``crop_seconds``. A shorter
+    utterance is repeated until the crop is full with ``crop_padding:
+    wrap`` (the authors' rule: no training batch holds padding), or kept
+    whole with ``pad`` (the batch pads it and its true length masks the
+    padding). Validation and test items are full utterances, sorted by
     duration so that batches hold similar lengths.
 
     Arguments
@@ -640,6 +644,7 @@ def dataio_prep(hparams):
     """
     sample_rate = hparams["sample_rate"]
     crop_samples = int(hparams["crop_seconds"] * sample_rate)
+    crop_padding = check_crop_padding(hparams["crop_padding"])
 
     manifests = {
         "train": hparams["train_annotation"],
@@ -659,11 +664,12 @@ def dataio_prep(hparams):
     @sb.utils.data_pipeline.provides("sig")
     def random_crop_pipeline(wav, start, stop):
         start, stop = int(start), int(stop)
-        n_samples = stop - start
-        if n_samples > crop_samples:
-            start += int(torch.randint(0, n_samples - crop_samples + 1, ()))
-            n_samples = crop_samples
-        return read_mono(wav, start, n_samples, sample_rate)
+        start += random_crop_start(stop - start, crop_samples)
+        n_samples = min(stop - start, crop_samples)
+        signal = read_mono(wav, start, n_samples, sample_rate)
+        if crop_padding == "wrap":
+            signal = wrap_pad(signal, crop_samples)
+        return signal
 
     @sb.utils.data_pipeline.takes("wav", "start", "stop")
     @sb.utils.data_pipeline.provides("sig")
@@ -773,6 +779,9 @@ def main(argv):
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     check_schedule(hparams)
+    batch_per_process = per_process_batch_size(
+        hparams["batch_size"], world_size()
+    )
     save_folder = hparams["checkpointer"].checkpoints_dir
     changes = decide_on_main(
         lambda: check_resume(
@@ -786,6 +795,13 @@ def main(argv):
         experiment_directory=output_folder,
         hyperparams_to_save=hparams_file,
         overrides=overrides,
+    )
+    logger.info(
+        "Batch of %d utterances per optimizer step: %d per process over %d "
+        "process(es)",
+        hparams["batch_size"],
+        batch_per_process,
+        world_size(),
     )
     decide_on_main(hparams["prepare_data"])
 
@@ -813,12 +829,14 @@ def main(argv):
     sampler = ReproducibleRandomSampler(
         datasets["train"],
         seed=hparams["seed"],
-        num_samples=hparams["valid_interval_steps"]
-        * hparams["batch_size"]
-        * world_size(),
+        num_samples=hparams["valid_interval_steps"] * hparams["batch_size"],
     )
     brain.epoch_sampler = sampler
-    train_loader_opts = dict(hparams["train_dataloader_opts"], sampler=sampler)
+    train_loader_opts = dict(
+        hparams["train_dataloader_opts"],
+        sampler=sampler,
+        batch_size=batch_per_process,
+    )
     brain.fit(
         brain.hparams.epoch_counter,
         datasets["train"],

@@ -247,7 +247,7 @@ def vctk(tmp_path_factory):
     old.mkdir(parents=True)
     soundfile.write(old / "p225_025.wav", _noise(0.3, 48000), 48000)
     lists = _vctk_lists(root / "lists", meta)
-    options = {"paper_lists": lists, "num_workers": 1}
+    options = {"paper_lists": lists, "num_workers": 1, "vctk_release": "0.92"}
     paths = prepare_vctk(
         corpus, root / "prep", allow_missing_trials=True, **options
     )

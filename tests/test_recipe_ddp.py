@@ -2,10 +2,11 @@
 process, and the same results whatever the file system makes one rank wait
 for, whichever rank is killed.
 
-Each process takes half of every global batch and SpeechBrain averages the
-gradients, so two processes with ``batch_size=4`` follow the same training
-as one process with ``batch_size=8`` when nothing random differs between
-them: whole utterances (no random crops) and no dropout. Validation and test
+``batch_size`` is the global batch: each of two processes takes half of it
+and SpeechBrain averages the gradients, so two processes with
+``batch_size=8`` follow the same training as one process with
+``batch_size=8`` when nothing random differs between them: whole utterances
+(no random crops) and no dropout. Validation and test
 embeddings are computed on shards and gathered, and only rank 0 writes.
 
 The fault-injection runs make one rank wait before every file write and
@@ -79,6 +80,7 @@ def _train(inputs, out, batch_size, **extra):
             batch_size=batch_size,
             prep_folder=inputs["prep"],
             crop_seconds=30.0,
+            crop_padding="pad",
             dropout=0.0,
             seed=3,
             out_n_neurons=8,
@@ -98,7 +100,7 @@ def _ddp(inputs, out, **extra):
     }
     return [
         *torchrun(2),
-        *_train(inputs, out, 4, **settings),
+        *_train(inputs, out, 8, **settings),
         "--distributed_backend=gloo",
         DDP_TIMEOUT,
     ]
@@ -154,7 +156,7 @@ def test_ddp_matches_single_process(inputs, tmp_path):
     run(
         [
             *torchrun(2),
-            *_train(inputs, ddp, 4),
+            *_train(inputs, ddp, 8),
             "--distributed_backend=gloo",
             DDP_TIMEOUT,
         ],
@@ -187,6 +189,33 @@ def test_ddp_matches_single_process(inputs, tmp_path):
     assert gap < 1e-2, f"scores differ by up to {gap}"
     # Only rank 0 wrote: one checkpoint, one results file.
     assert len(list((ddp / "save").glob("CKPT+*"))) == 1
+    # The global batch is split (before: each process took 8).
+    assert "Batch of 8 utterances per optimizer step: 4 per process over 2" in (
+        (ddp / "log.txt").read_text()
+    )
+    assert "8 per process over 1 process" in (single / "log.txt").read_text()
+
+
+def test_a_global_batch_that_does_not_divide_is_refused(inputs, tmp_path):
+    """7 utterances cannot be split between 2 processes: one line, before
+    any training (before: each process took 7)."""
+    out = tmp_path / "run"
+    done = run(
+        [
+            *torchrun(2),
+            *_train(inputs, out, 7),
+            "--distributed_backend=gloo",
+            DDP_TIMEOUT,
+        ],
+        RUN_TIMEOUT,
+        cwd=RECIPE,
+    )
+    assert done.returncode != 0
+    assert (
+        "error: batch_size=7 is the global batch and does not divide "
+        "between 2 processes" in done.stdout
+    ), done.stdout[-3000:]
+    assert not (out / "save").exists() or not any((out / "save").iterdir())
 
 
 @pytest.mark.parametrize("slow_rank", [0, 1])

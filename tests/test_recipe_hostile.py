@@ -130,12 +130,20 @@ def test_wrong_sample_rate_names_the_file(prepared, tmp_path):
 
 
 def test_stereo_and_short_files_train(prepared, tmp_path):
-    """Stereo files are down-mixed; files shorter than the crop are padded
-    in the batch and masked by their lengths."""
+    """Stereo files are down-mixed; files shorter than the crop are
+    wrap-padded (the default) or padded in the batch and masked by their
+    lengths."""
     prep = _copy_prep(prepared, tmp_path)
     _point_manifests_at(prep, prepared[2])
     _rewrite_training_audio(
         prep, lambda x, rate: (np.stack([x, 0.5 * x], axis=1), rate)
     )
-    brain = _run(prepared, tmp_path, prep=prep, crop_seconds=5.0)
-    assert np.isfinite(brain.test_results["EER"])
+    for crop_padding in ("wrap", "pad"):
+        brain = _run(
+            prepared,
+            tmp_path / crop_padding,
+            prep=prep,
+            crop_seconds=5.0,
+            crop_padding=crop_padding,
+        )
+        assert np.isfinite(brain.test_results["EER"])

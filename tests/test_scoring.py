@@ -308,19 +308,48 @@ def test_verification_results_agree_with_speechbrain():
     labels = torch.cat([torch.ones(300), torch.zeros(500)]).long()
     order = torch.randperm(800, generator=torch.Generator().manual_seed(0))
     scores = torch.cat([positive, negative])[order]
-    results = verification_results(labels[order], scores, p_target=0.05)
+    results = verification_results(labels[order], scores, p_targets=[0.05])
     eer, threshold = metric_stats.EER(positive, negative)
     min_dcf, _ = metric_stats.minDCF(positive, negative, p_target=0.05)
     assert results["EER"] == pytest.approx(eer, abs=TOLERANCE)
     assert results["EER_percent"] == pytest.approx(100 * eer, abs=1e-4)
     assert results["threshold"] == pytest.approx(threshold, abs=TOLERANCE)
-    assert results["minDCF_unnormalized"] == pytest.approx(
-        min_dcf, abs=TOLERANCE
+    assert results["min_Cdet_p0.05"] == pytest.approx(min_dcf, abs=TOLERANCE)
+    assert results["norm_minDCF_p0.05"] == pytest.approx(
+        min_dcf / 0.05, abs=1e-5
     )
-    assert results["minDCF"] == pytest.approx(min_dcf / 0.05, abs=1e-5)
+    assert "minDCF" not in results
     assert (results["n_trials"], results["n_positive"]) == (800, 300)
     assert results["n_negative"] == 500
-    assert all(isinstance(v, (int, float)) for v in results.values())
+    assert all(
+        isinstance(v, (int, float))
+        for k, v in results.items()
+        if k != "p_targets"
+    )
+
+
+def test_verification_results_name_each_cost_and_prior():
+    """Both operating points (0.01 and 0.05) in both forms, labelled; no
+    field is called just ``minDCF`` (before: ``minDCF`` held the normalised
+    value, SpeechBrain's function of that name returns the unnormalised)."""
+    positive, negative = _normal_scores(3, 400, 600, decimals=3)
+    labels = torch.cat([torch.ones(400), torch.zeros(600)]).long()
+    results = verification_results(labels, torch.cat([positive, negative]))
+    assert results["p_targets"] == [0.01, 0.05]
+    for p_target in (0.01, 0.05):
+        expected, threshold = metric_stats.minDCF(
+            positive, negative, p_target=p_target
+        )
+        assert results[f"min_Cdet_p{p_target}"] == pytest.approx(
+            expected, abs=TOLERANCE
+        )
+        assert results[f"norm_minDCF_p{p_target}"] == pytest.approx(
+            expected / p_target, abs=1e-5
+        )
+        assert results[f"minDCF_threshold_p{p_target}"] == pytest.approx(
+            threshold, abs=TOLERANCE
+        )
+    assert not any(key in ("minDCF", "minDCF_unnormalized") for key in results)
 
 
 def test_verification_results_refuses_bad_labels():

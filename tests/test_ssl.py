@@ -316,3 +316,35 @@ def test_config_overrides_reach_the_model(local_ssl_model):
         MultiLayerSSL(
             local_ssl_model("wav2vec2"), config_overrides={"mask_time_porb": 1}
         )
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_final_layer_norm_of_stable_models(local_ssl_model, family):
+    """``final_layer_norm`` gives the last hidden state transformers 4.x
+    gave (the model's normalised ``last_hidden_state``); the other layers
+    and other models are unchanged (before: no such option, the raw output
+    of the last layer only)."""
+    utterance = make_batch()[0][0].unsqueeze(0)
+    folder = local_ssl_model(family, "layer")
+    model = AutoModel.from_pretrained(folder).eval()
+    with torch.no_grad():
+        outputs = model(utterance, output_hidden_states=True)
+    raw, _ = MultiLayerSSL(folder)(utterance)
+    normed, _ = MultiLayerSSL(folder, final_layer_norm=True)(utterance)
+    assert torch.allclose(raw[0, -1], outputs.hidden_states[-1][0], atol=1e-5)
+    assert torch.allclose(
+        normed[0, -1], outputs.last_hidden_state[0], atol=TOLERANCE
+    )
+    assert not torch.allclose(normed[0, -1], raw[0, -1], atol=1e-2)
+    assert torch.equal(normed[:, :-1], raw[:, :-1])
+
+    # Fine-tuned, the final LayerNorm now learns (DDP needs its gradient).
+    ssl = MultiLayerSSL(folder, freeze=False, final_layer_norm=True).train()
+    _, batch, relative = make_batch()
+    ssl(batch, relative)[0].square().mean().backward()
+    assert ssl.model.encoder.layer_norm.weight.grad is not None
+
+    group = local_ssl_model(family, "group")
+    plain, _ = MultiLayerSSL(group)(utterance)
+    same, _ = MultiLayerSSL(group, final_layer_norm=True)(utterance)
+    assert torch.equal(plain, same)

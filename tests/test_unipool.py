@@ -732,3 +732,48 @@ def test_conversion_lists_missing_and_unknown_keys():
     # num_batches_tracked is optional, as in old PyTorch checkpoints
     old = {k: v for k, v in backend.items() if "num_batches" not in k}
     UniPool(**config).load_state_dict(convert_authors_state_dict(old))
+
+
+def test_spanout_is_off_by_default_and_drops_spans_when_on():
+    """Span-out (the authors' ``spanout_``) changes training embeddings
+    only when asked, and never evaluation ones."""
+    from unipool_lobes.spanout import span_out
+
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 5, 40, 16)
+    lengths = torch.tensor([1.0, 0.75, 0.5])
+    plain = UniPool(input_size=16, num_layers=4, conv_channels=8, dropout=0)
+    spanned = UniPool(
+        input_size=16,
+        num_layers=4,
+        conv_channels=8,
+        dropout=0,
+        spanout_prob=1.0,
+        span_start_prob=0.2,
+    )
+    spanned.load_state_dict(plain.state_dict())
+    plain.eval(), spanned.eval()
+    assert torch.equal(plain(hidden, lengths), spanned(hidden, lengths))
+    torch.manual_seed(1)
+    a = plain.train()(hidden, lengths)
+    torch.manual_seed(1)
+    b = spanned.train()(hidden, lengths)
+    assert not torch.allclose(a, b, atol=1e-3)
+
+    # The kept frames are the valid, undropped ones, in order.
+    frames = torch.arange(40.0).reshape(1, 1, 40, 1).expand(3, 2, 40, 1)
+    out, new_lengths = span_out(
+        frames,
+        lengths,
+        utterance_prob=1.0,
+        start_prob=0.2,
+        generator=torch.Generator().manual_seed(3),
+    )
+    counts = torch.round(new_lengths * out.shape[2]).long()
+    for row, valid in enumerate((40, 30, 20)):
+        kept = out[row, 0, : counts[row], 0]
+        assert torch.all(kept[1:] > kept[:-1])
+        assert kept.max() < valid
+        assert 0 < counts[row] < valid
+        assert torch.all(out[row, :, counts[row] :] == 0)
+        assert torch.equal(out[row, 0], out[row, 1])

@@ -522,3 +522,55 @@ def test_paper_route_refuses_an_empty_split(paper_setup):
         )
     problems = (root / "prep_empty/prepare_problems.txt").read_text()
     assert "p500" in problems and "no audio folder" in problems
+
+
+def _both_releases(root):
+    """A mini VCTK 0.92 with the 0.80 layout of other speakers beside it."""
+    corpus = write_mini_vctk(
+        root / "VCTK",
+        n_speakers=6,
+        utterances_per_speaker=3,
+        duration_range=(0.3, 0.5),
+    )
+    old = write_mini_vctk(
+        root / "old",
+        n_speakers=6,
+        utterances_per_speaker=4,
+        duration_range=(0.3, 0.5),
+        layout="0.80",
+    )
+    shutil.copytree(pathlib.Path(old) / "wav48", pathlib.Path(corpus) / "wav48")
+    return pathlib.Path(corpus)
+
+
+def _utterances(paths):
+    return {row["ID"] for split in SPLITS for row in _read(paths[split])}
+
+
+SPLITS = ("train", "valid", "test")
+
+
+def test_the_paper_release_is_preferred(tmp_path, caplog):
+    """Both layouts present: 0.80 (the authors' audio) by default, 0.92 on
+    request (before: 0.92 always); 0.92 alone is used with a warning that
+    it is not the paper's audio."""
+    corpus = _both_releases(tmp_path)
+    options = {"split_source": "generate", "num_workers": 1}
+    paths = prepare_vctk(corpus, tmp_path / "paper", **options)
+    assert all(u.count("_") == 1 for u in _utterances(paths))
+    assert len(_utterances(paths)) == 6 * 4
+    report = pathlib.Path(paths["problems"]).read_text()
+    assert "the 0.80 files are used (vctk_release: paper)" in report
+
+    with caplog.at_level("WARNING"):
+        newer = prepare_vctk(
+            corpus, tmp_path / "newer", vctk_release="0.92", **options
+        )
+    assert len(_utterances(newer)) == 6 * 3
+    assert "is not the audio of the UniPool paper" in caplog.text
+
+    shutil.rmtree(corpus / "wav48")
+    with pytest.raises(ValueError, match=r"'wav48/' \(VCTK 0.80"):
+        prepare_vctk(corpus, tmp_path / "old", vctk_release="0.80", **options)
+    with pytest.raises(ValueError, match="vctk_release: '0.91'"):
+        prepare_vctk(corpus, tmp_path / "bad", vctk_release="0.91", **options)

@@ -57,6 +57,7 @@ from unipool_lobes.safe_io import (
 )
 from unipool_lobes.scoring import (
     cosine_score_trials,
+    metrics_line,
     verification_results,
     write_scores,
 )
@@ -783,8 +784,8 @@ def _score(args, trials, trials_path, utterances, where, ids, out):
     if not args.no_plots:
         _write_plots(out, trials, scores, layer_weights, backend, trials_path)
     print(
-        f"EER {results['EER_percent']:.2f} %  minDCF {results['minDCF']:.4f}  "
-        f"({results['n_trials']} trials, {len(ids)} utterances) -> {out}"
+        f"{metrics_line(results)}  ({results['n_trials']} trials, "
+        f"{len(ids)} utterances) -> {out}"
     )
 
 

@@ -601,10 +601,12 @@ def model_card(info, run_hparams, folder):
             f"Measured on `{trials}` ({results.get('n_trials')} trials) by",
             "the training run (`results.json`):",
             "",
-            "| EER (%) | minDCF (p=0.01) | minDCF (SpeechBrain) |",
+            "| EER (%) | normalised minDCF (p_target 0.01) | unnormalised "
+            "min C_det (p_target 0.01; SpeechBrain's `minDCF`) |",
             "|---|---|---|",
-            f"| {results['EER_percent']:.2f} | {results['minDCF']:.4f} | "
-            f"{results['minDCF_unnormalized']:.6f} |",
+            f"| {results['EER_percent']:.2f} | "
+            f"{results['norm_minDCF_p0.01']:.4f} | "
+            f"{results['min_Cdet_p0.01']:.6f} |",
         ]
     else:
         lines.append("Not measured (the run has no results.json).")

@@ -25,7 +25,11 @@ from statistics import NormalDist
 import numpy as np
 import torch
 
-from unipool_lobes.scoring import det_curve, verification_results
+from unipool_lobes.scoring import (
+    dcf_names,
+    det_curve,
+    verification_results,
+)
 
 # DET axis ticks, in %.
 _DET_TICKS_PERCENT = (
@@ -206,12 +210,12 @@ def plot_det_multi(systems, path, title=None, p_target=0.01):
             )
         labels, scores = _checked_trials(*trials, system=name)
         positive, negative = scores[labels == 1], scores[labels == 0]
-        results = verification_results(labels, scores, p_target=p_target)
+        results = verification_results(labels, scores, p_targets=[p_target])
+        norm_key, _, threshold_key = dcf_names(p_target)
         p_fa, p_miss, _ = det_curve(positive, negative)
         eer_point = _operating_point(positive, negative, results["threshold"])
-        dcf_point = _operating_point(
-            positive, negative, results["minDCF_threshold"]
-        )
+        dcf_point = _operating_point(positive, negative, results[threshold_key])
+        results["norm_minDCF"] = results[norm_key]
         curves.append((name, p_fa, p_miss, eer_point, dcf_point, results))
 
     # Rates are multiples of 1/n: the axes start half a trial below the
@@ -237,7 +241,7 @@ def plot_det_multi(systems, path, title=None, p_target=0.01):
     ):
         label = (
             f"{name}: EER {results['EER_percent']:.2f}%, "
-            f"minDCF {results['minDCF']:.4f}"
+            f"norm. minDCF {results['norm_minDCF']:.4f}"
         )
         x, y = (
             _probit(np.clip(p_fa, smallest, 1 - smallest)),

@@ -669,11 +669,109 @@ def read_scores(path):
     )
 
 
-def verification_results(labels, scores, p_target=0.01, c_miss=1, c_fa=1):
+def dcf_names(p_target):
+    """Names the detection-cost fields of ``verification_results``.
+
+    Two forms of the minimum detection cost are in use under the one name
+    "minDCF": SpeechBrain's ``minDCF`` function (which the UniPool authors
+    copied) returns the *unnormalised* minimum of
+    ``c_miss p_target P_miss + c_fa (1 - p_target) P_fa``, here
+    ``min_Cdet``; NIST's and Kaldi's minDCF divides it by
+    ``min(c_miss p_target, c_fa (1 - p_target))``, here ``norm_minDCF``.
+    Each field names its form and its target prior.
+
+    Arguments
+    ---------
+    p_target : float
+        Prior probability of a target.
+
+    Returns
+    -------
+    normalised : str
+        The normalised minimum cost's field.
+    unnormalised : str
+        SpeechBrain's (unnormalised) minimum cost's field.
+    threshold : str
+        The field of the threshold where both are reached.
+
+    Example
+    -------
+    >>> dcf_names(0.01)
+    ('norm_minDCF_p0.01', 'min_Cdet_p0.01', 'minDCF_threshold_p0.01')
+    """
+    suffix = f"p{p_target:g}"
+    return (
+        f"norm_minDCF_{suffix}",
+        f"min_Cdet_{suffix}",
+        f"minDCF_threshold_{suffix}",
+    )
+
+
+def reported_metrics(results, digits=4):
+    """Picks the figures to report from ``verification_results``.
+
+    Arguments
+    ---------
+    results : dict
+        As ``verification_results`` returns it.
+    digits : int
+        Decimals kept.
+
+    Returns
+    -------
+    dict
+        ``EER`` in percent, then both detection-cost forms at every prior,
+        under their unambiguous names.
+
+    Example
+    -------
+    >>> results = verification_results([1, 1, 0, 0], [0.9, 0.4, 0.5, 0.1])
+    >>> reported_metrics(results)
+    {'EER': 50.0, 'norm_minDCF_p0.01': 0.5, 'min_Cdet_p0.01': 0.005, \
+'norm_minDCF_p0.05': 0.5, 'min_Cdet_p0.05': 0.025}
+    """
+    metrics = {"EER": round(results["EER_percent"], digits)}
+    for p_target in results["p_targets"]:
+        normalised, unnormalised, _ = dcf_names(p_target)
+        metrics[normalised] = round(results[normalised], digits)
+        metrics[unnormalised] = round(results[unnormalised], digits + 2)
+    return metrics
+
+
+def metrics_line(results):
+    """Formats the reported figures on one line, for logs and the CLI.
+
+    Arguments
+    ---------
+    results : dict
+        As ``verification_results`` returns it.
+
+    Returns
+    -------
+    str
+        ``EER 50.00 %  norm_minDCF_p0.01 0.5000  min_Cdet_p0.01 ...``.
+
+    Example
+    -------
+    >>> results = verification_results([1, 0], [0.9, 0.1], p_targets=[0.01])
+    >>> metrics_line(results)
+    'EER 0.00 %  norm_minDCF_p0.01 0.0000  min_Cdet_p0.01 0.000000'
+    """
+    parts = [f"EER {results['EER_percent']:.2f} %"]
+    for p_target in results["p_targets"]:
+        normalised, unnormalised, _ = dcf_names(p_target)
+        parts.append(f"{normalised} {results[normalised]:.4f}")
+        parts.append(f"{unnormalised} {results[unnormalised]:.6f}")
+    return "  ".join(parts)
+
+
+def verification_results(
+    labels, scores, p_targets=(0.01, 0.05), c_miss=1, c_fa=1
+):
     """Computes the verification metrics of a scored trial list.
 
-    The EER and minDCF are exactly SpeechBrain's (see ``EER`` and
-    ``minDCF``), computed from one sort.
+    The EER and the minimum detection costs are exactly SpeechBrain's (see
+    ``EER`` and ``minDCF``), computed from one sort.
 
     Arguments
     ---------
@@ -681,20 +779,23 @@ def verification_results(labels, scores, p_target=0.01, c_miss=1, c_fa=1):
         1 for a target trial, 0 for a non-target one.
     scores : list, numpy.ndarray or torch.Tensor
         The score of each trial (lists become float32).
-    p_target : float
-        Prior probability of a target, for the minDCF.
+    p_targets : sequence of float
+        Priors of a target, one operating point of the detection cost each
+        (the authors report 0.01).
     c_miss : float
-        Cost of a miss, for the minDCF.
+        Cost of a miss.
     c_fa : float
-        Cost of a false alarm, for the minDCF.
+        Cost of a false alarm.
 
     Returns
     -------
     results : dict
-        ``EER`` (fraction), ``EER_percent``, ``threshold`` (the EER's),
-        ``minDCF`` (normalised), ``minDCF_unnormalized`` (SpeechBrain's),
-        ``minDCF_threshold``, ``n_trials``, ``n_positive``, ``n_negative``;
-        plain python numbers, JSON-ready.
+        ``EER`` (fraction), ``EER_percent``, ``threshold`` (the EER's); for
+        each prior the fields named by ``dcf_names``: the normalised minDCF
+        (``norm_minDCF_p0.01``), SpeechBrain's unnormalised one
+        (``min_Cdet_p0.01``) and their threshold; ``p_targets``,
+        ``c_miss``, ``c_fa``, ``n_trials``, ``n_positive``,
+        ``n_negative``: plain python numbers, JSON-ready.
 
     Raises
     ------
@@ -707,8 +808,10 @@ def verification_results(labels, scores, p_target=0.01, c_miss=1, c_fa=1):
     >>> results = verification_results(labels, [0.9, 0.2, 0.7, 0.1, 0.8])
     >>> round(results["EER_percent"], 2), results["n_positive"]
     (41.67, 3)
-    >>> round(results["minDCF"], 4), round(results["minDCF_unnormalized"], 4)
-    (0.6667, 0.0067)
+    >>> round(results["norm_minDCF_p0.01"], 4)
+    0.6667
+    >>> round(results["min_Cdet_p0.01"], 4)
+    0.0067
     """
     scores = _as_score_array(scores, "scores")
     labels = _as_labels(labels, scores.size)
@@ -716,17 +819,27 @@ def verification_results(labels, scores, p_target=0.01, c_miss=1, c_fa=1):
     thresholds, frr, far = _float32_rates(scores[is_target], scores[~is_target])
     eer_index = _speechbrain_eer_index(frr, far)
     eer = (float(far[eer_index]) + float(frr[eer_index])) / 2
-    costs = _speechbrain_dcf(frr, far, c_miss, c_fa, p_target)
-    dcf_index = int(np.argmin(costs))
-    min_dcf = float(costs[dcf_index])
-    return {
+    results = {
         "EER": eer,
         "EER_percent": 100 * eer,
         "threshold": float(thresholds[eer_index]),
-        "minDCF": min_dcf / _dcf_normaliser(c_miss, c_fa, p_target),
-        "minDCF_unnormalized": min_dcf,
-        "minDCF_threshold": float(thresholds[dcf_index]),
-        "n_trials": int(scores.size),
-        "n_positive": int(is_target.sum()),
-        "n_negative": int((~is_target).sum()),
     }
+    for p_target in p_targets:
+        costs = _speechbrain_dcf(frr, far, c_miss, c_fa, p_target)
+        dcf_index = int(np.argmin(costs))
+        min_cost = float(costs[dcf_index])
+        normalised, unnormalised, threshold = dcf_names(p_target)
+        results[normalised] = min_cost / _dcf_normaliser(c_miss, c_fa, p_target)
+        results[unnormalised] = min_cost
+        results[threshold] = float(thresholds[dcf_index])
+    results.update(
+        {
+            "p_targets": [float(p) for p in p_targets],
+            "c_miss": float(c_miss),
+            "c_fa": float(c_fa),
+            "n_trials": int(scores.size),
+            "n_positive": int(is_target.sum()),
+            "n_negative": int((~is_target).sum()),
+        }
+    )
+    return results

@@ -95,6 +95,14 @@ class MultiLayerSSL(nn.Module):
     apply_spec_augment : bool
         Apply the model's own SpecAugment masking (its ``mask_time_prob``
         etc.) in training mode when fine-tuning. Default False.
+    final_layer_norm : bool
+        For stable-layer-norm models (``do_stable_layer_norm``: the large
+        wav2vec 2.0 / HuBERT / WavLM), pass the last hidden state through
+        the encoder's final LayerNorm, as ``output_hidden_states`` of
+        transformers 4.x did (the UniPool paper's numbers were obtained so;
+        transformers 5 returns the layer's raw output). No effect on other
+        models, whose encoder LayerNorm comes before the first layer.
+        Default False.
     frozen_steps : int
         With ``freeze=False``: the first ``frozen_steps`` forward passes
         in training mode run the model as if frozen (eval mode, no
@@ -149,6 +157,7 @@ class MultiLayerSSL(nn.Module):
         exact_padding=True,
         do_normalize=None,
         apply_spec_augment=False,
+        final_layer_norm=False,
         frozen_steps=0,
         config_overrides=None,
         **from_pretrained_kwargs,
@@ -196,6 +205,9 @@ class MultiLayerSSL(nn.Module):
         self.freeze_feature_extractor = freeze_feature_extractor
         self.exact_padding = exact_padding
         self.apply_spec_augment = apply_spec_augment
+        self.final_layer_norm = bool(final_layer_norm) and bool(
+            getattr(config, "do_stable_layer_norm", False)
+        )
 
         if num_layers is not None:
             self._keep_first_layers(num_layers)
@@ -421,6 +433,9 @@ class MultiLayerSSL(nn.Module):
         filled = []
 
         def keep(tensor):
+            last = len(filled) == self.num_hidden_states - 1
+            if last and self.final_layer_norm:
+                tensor = self.model.encoder.layer_norm(tensor)
             if len(filled) < self.num_hidden_states:
                 stacked[:, len(filled)] = tensor
             filled.append(True)
@@ -471,12 +486,14 @@ class MultiLayerSSL(nn.Module):
 
         DDP then needs no ``find_unused_parameters``: the SpecAugment
         embedding when masking is off, and the final encoder LayerNorm of
-        stable-layer-norm models (it only feeds ``last_hidden_state``).
+        stable-layer-norm models unless ``final_layer_norm`` (otherwise it
+        only feeds ``last_hidden_state``).
         """
         spec_embed = getattr(self.model, "masked_spec_embed", None)
         if spec_embed is not None and not self.apply_spec_augment:
             spec_embed.requires_grad_(False)
-        if getattr(self.model.config, "do_stable_layer_norm", False):
+        stable = getattr(self.model.config, "do_stable_layer_norm", False)
+        if stable and not self.final_layer_norm:
             self.model.encoder.layer_norm.requires_grad_(False)
 
 

@@ -187,6 +187,55 @@ def check_schedule(hparams):
         )
 
 
+def per_process_batch_size(batch_size, n_processes):
+    """Splits the global batch between the processes, as the authors do.
+
+    ``batch_size`` in every yaml is the *global* batch of one optimizer
+    step (the paper's 128); under torchrun each process takes an equal
+    share and DDP averages the gradients, so the step is the same as one
+    process's.
+
+    Arguments
+    ---------
+    batch_size : int
+        The global batch.
+    n_processes : int
+        The world size.
+
+    Returns
+    -------
+    int
+        The batch of each process.
+
+    Raises
+    ------
+    ScheduleError
+        If the batch does not divide between the processes.
+
+    Example
+    -------
+    >>> per_process_batch_size(128, 4)
+    32
+    >>> try:
+    ...     per_process_batch_size(128, 3)
+    ... except ScheduleError as error:
+    ...     print(str(error)[-30:])
+    use a multiple of 3 (e.g. 129)
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise ScheduleError(
+            f"batch_size must be an integer, got {batch_size!r}"
+        )
+    if batch_size < n_processes or batch_size % n_processes:
+        nearest = max(n_processes, -(-batch_size // n_processes) * n_processes)
+        raise ScheduleError(
+            f"batch_size={batch_size} is the global batch and does not "
+            f"divide between {n_processes} processes: use a multiple of "
+            f"{n_processes} (e.g. {nearest})"
+        )
+    return batch_size // n_processes
+
+
 def hparams_changes(old_text, new_text, free_keys=RESUME_FREE_KEYS):
     """Lists the hyperparameters that differ between two resolved yamls.
 

@@ -26,6 +26,7 @@ import contextlib
 import torch
 from torch import nn
 
+from unipool_lobes.spanout import span_out
 from unipool_lobes.unipool_authors import (
     authors_hparams_from_state_dict,
     convert_authors_state_dict,
@@ -107,6 +108,15 @@ class UniPool(nn.Module):
     double_residual : bool
         True (default) reproduces the authors' ``x_next = 2 x + f(x)``;
         False gives the plain residual ``x + f(x)``.
+    spanout_prob : float
+        In training, the probability that an utterance gets the authors'
+        span-out (``unipool_lobes.spanout.span_out``: random spans of
+        frames dropped and the gaps closed). Default 0 (off, as the
+        authors' default).
+    span_start_prob : float
+        Span-out: probability that a frame starts a dropped span (0.05).
+    span_length : int
+        Span-out: frames per dropped span (3).
 
     Example
     -------
@@ -133,8 +143,14 @@ class UniPool(nn.Module):
         lin_neurons=192,
         dropout=0.1,
         double_residual=True,
+        spanout_prob=0.0,
+        span_start_prob=0.05,
+        span_length=3,
     ):
         super().__init__()
+        self.spanout_prob = spanout_prob
+        self.span_start_prob = span_start_prob
+        self.span_length = span_length
         if layers is None:
             layers = range(1, num_layers + 1)
         self.layers = tuple(int(index) for index in layers)
@@ -231,6 +247,14 @@ class UniPool(nn.Module):
             If the shapes or the lengths are inconsistent.
         """
         features = self._select_layers(hidden_states)
+        if self.training and self.spanout_prob > 0:
+            features, lengths = span_out(
+                features,
+                lengths,
+                self.spanout_prob,
+                self.span_start_prob,
+                self.span_length,
+            )
         batch, _, frames, _ = features.shape
         mask = frame_mask(lengths, frames, batch_size=batch)
         x = self.input_projection(features).permute(0, 3, 1, 2)

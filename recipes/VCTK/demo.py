@@ -130,8 +130,9 @@ def main(argv=None):
         results = json.load(fin)
     print(
         f"Test on held-out synthetic speakers: "
-        f"EER {results['EER_percent']:.2f}%  "
-        f"minDCF {results['minDCF']:.4f}  ({results['n_trials']} trials)"
+        f"EER {results['EER_percent']:.2f}%  normalised minDCF (p_target "
+        f"0.01) {results['norm_minDCF_p0.01']:.4f}  unnormalised min C_det "
+        f"{results['min_Cdet_p0.01']:.6f}  ({results['n_trials']} trials)"
     )
     return results
 
