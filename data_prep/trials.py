@@ -22,17 +22,25 @@ authors' published lists:
   pair) with too few candidates gives its unused share to the others.
 * an unknown (empty) meta value never matches.
 
+The VoxCeleb2 test list follows instead the rule of the authors' own
+sampler (:func:`voxceleb2_authors_trials`): a fixed number of positives per
+speaker, each drawn within one video or across two by a fair coin, and each
+speaker pair used the same number of times as negatives.
+
 Authors
  * unipool-sv developers 2026
 """
 
 import csv
 import itertools
+import logging
 import pathlib
 
 import numpy as np
 
 from data_prep.common import atomic_open, read_csv
+
+logger = logging.getLogger(__name__)
 
 TRIAL_COLUMNS = ("enrol", "test", "label")
 
@@ -747,4 +755,272 @@ def balanced_trials(
             )
             add(first, second, index1, index2, 0, flags(first, second))
     trials.sort(key=lambda trial: (trial["enrol"], trial["test"]))
+    return trials
+
+
+# ------------------------------------------------- the authors' Vox2 sampler
+# Rejected draws (pair already in the list) before the free pairs are listed.
+_REDRAWS = 64
+
+
+def _pair_key(first, second):
+    return (first, second) if first < second else (second, first)
+
+
+class _PairSource:
+    """Ordered utterance pairs drawn as the authors' sampler draws them.
+
+    A cell (two videos, or one video twice) is drawn uniformly, then one
+    utterance of each video, two distinct ones when the cell is one video.
+    ``cell(k)`` gives the two ``(video, utterances)`` of cell ``k``;
+    ``capacity`` is the number of distinct unordered pairs of the cells.
+    """
+
+    def __init__(self, n_cells, cell, capacity):
+        self.n_cells, self.cell, self.capacity = n_cells, cell, capacity
+        self.n_used = 0
+
+    def _pick(self, first, second, rng):
+        i = int(rng.integers(len(first[1])))
+        if first is second:
+            j = int(rng.integers(len(first[1]) - 1))
+            j += j >= i
+        else:
+            j = int(rng.integers(len(second[1])))
+        return first[1][i], second[1][j]
+
+    def draw(self, used, rng):
+        """A pair not in ``used`` (drawn from the authors' distribution
+        restricted to such pairs), with its two videos; None when the
+        cells hold no such pair."""
+        if self.n_used >= self.capacity:
+            return None
+        for _ in range(_REDRAWS):
+            first, second = self.cell(int(rng.integers(self.n_cells)))
+            pair = self._pick(first, second, rng)
+            if _pair_key(*pair) not in used:
+                self.n_used += 1
+                return pair, first[0], second[0]
+        # Nearly exhausted: list the free pairs with their probabilities.
+        free, weights = [], []
+        for k in range(self.n_cells):
+            first, second = self.cell(k)
+            n_pairs = len(first[1]) * (len(second[1]) - (first is second))
+            for i, one in enumerate(first[1]):
+                for j, other in enumerate(second[1]):
+                    if (first is second and i == j) or (
+                        _pair_key(one, other) in used
+                    ):
+                        continue
+                    free.append(((one, other), first[0], second[0]))
+                    weights.append(1.0 / n_pairs)
+        weights = np.asarray(weights)
+        self.n_used += 1
+        return free[rng.choice(len(free), p=weights / weights.sum())]
+
+
+def _speaker_sources(videos):
+    """The within-video and across-video positive sources of a speaker."""
+    eligible = [video for video in videos if len(video[1]) > 1]
+    within = _PairSource(
+        len(eligible),
+        lambda k: (eligible[k], eligible[k]),
+        sum(len(u) * (len(u) - 1) // 2 for _, u in eligible),
+    )
+    n_videos = len(videos)
+    sizes = np.array([len(u) for _, u in videos])
+
+    def across_cell(k):
+        first, rest = divmod(k, n_videos - 1)
+        return videos[first], videos[rest + (rest >= first)]
+
+    across = _PairSource(
+        n_videos * (n_videos - 1),
+        across_cell,
+        int((sizes.sum() ** 2 - (sizes**2).sum()) // 2),
+    )
+    return {1: within, 0: across}
+
+
+def _pair_source(videos1, videos2):
+    """The negative source of two speakers: any video of each."""
+    n2 = len(videos2)
+    return _PairSource(
+        len(videos1) * n2,
+        lambda k: (videos1[k // n2], videos2[k % n2]),
+        sum(len(u) for _, u in videos1) * sum(len(u) for _, u in videos2),
+    )
+
+
+def voxceleb2_authors_trials(
+    utterances_by_video,
+    n_positive=272,
+    negatives_per_pair=5,
+    within_video_share=0.5,
+    seed=1234,
+):
+    """The VoxCeleb2 test trial list by the rule of the UniPool authors.
+
+    Their sampler (``split-VoxCeleb-2-balancedtrials.py``; their list
+    itself is not published) draws, with one random generator:
+
+    * positives: ``n_positive`` rounds over the speakers in list order
+      (speaker 1, 2, ..., last, 1, 2, ...). For each trial a coin gives
+      "same video" with probability ``within_video_share``, independently
+      per trial (so a speaker's same-video count is binomial, not a
+      quota). Same video: a video drawn uniformly among the speaker's
+      videos holding two or more utterances, then two distinct utterances
+      of it in random order. Two videos: two distinct videos drawn
+      uniformly (ordered), one utterance uniformly from each.
+    * negatives: ``negatives_per_pair`` passes over all unordered speaker
+      pairs in ``itertools.combinations`` order of the speaker list; the
+      enrolment comes from the earlier speaker. For each speaker a video
+      is drawn uniformly, then an utterance of it uniformly (videos weigh
+      the same, whatever their size).
+    * every trial records ``video_match``: whether the two videos have the
+      same ID (the authors' ``VSRC_MATCH``; for negatives it is 1 only
+      when two speakers' videos share a YouTube ID).
+
+    The list keeps their order: all positives, then all negatives. With
+    the 118 VoxCeleb2 test speakers and the defaults (their 64,000
+    trials: 272 = ceil(32,000 / 118), 5 = ceil(32,000 / 6,903)) it holds
+    32,096 positives and 34,515 negatives.
+
+    Where their script repeats, crashes or loops, this one does not:
+
+    * a trial pair (either order) is never repeated: a draw giving a pair
+      already in the list is redrawn from the same distribution (their
+      sampler draws with replacement; a repeated trial would count twice
+      in the EER and :func:`check_trial_pairs` refuses it);
+    * a speaker with one video (theirs: ``random.sample`` error) draws its
+      two-video trials within that video, and one whose videos hold one
+      utterance each (theirs: an endless loop) draws its same-video trials
+      across two videos; more generally a kind of pair the speaker has no
+      unused pair of is replaced by the other kind;
+    * a speaker (or speaker pair) with fewer distinct pairs than asked
+      gives all it has (a warning names it); a speaker with a single
+      utterance gives no positive but takes part in the negatives;
+    * speakers without utterances are left out.
+
+    Arguments
+    ---------
+    utterances_by_video : dict
+        ``{speaker_id: {video_id: [utterance IDs]}}``. Speakers are used
+        in the order given (the authors follow their speaker list's file
+        order); videos and utterances are sorted, so their order does not
+        matter.
+    n_positive : int
+        Positive trials of each speaker.
+    negatives_per_pair : int
+        Negative trials of each unordered speaker pair.
+    within_video_share : float
+        Probability that a positive trial is drawn within one video.
+    seed : int
+        Seed of the generator (:func:`numpy.random.default_rng`).
+
+    Returns
+    -------
+    list of dict
+        Trials ``enrol``, ``test``, ``label``, ``video_match``: positives
+        round by round, then negatives pass by pass.
+
+    Raises
+    ------
+    ValueError
+        When fewer than two speakers have utterances, no speaker has two,
+        or a count or the share is out of range.
+
+    Example
+    -------
+    >>> utts = {
+    ...     s: {v: [f"{s}--{v}--{n:05d}" for n in (1, 2, 3)] for v in "AB"}
+    ...     for s in ("id00017", "id00061", "id00081")
+    ... }
+    >>> trials = voxceleb2_authors_trials(utts, n_positive=4, seed=0)
+    >>> sum(t["label"] for t in trials), len(trials)
+    (12, 27)
+    >>> [t["enrol"][:7] for t in trials[:4]]
+    ['id00017', 'id00061', 'id00081', 'id00017']
+    >>> trials[-1]["enrol"][:7], trials[-1]["test"][:7]
+    ('id00061', 'id00081')
+    """
+    for name, value in (
+        ("n_positive", n_positive),
+        ("negatives_per_pair", negatives_per_pair),
+    ):
+        if int(value) != value or value < 0:
+            raise ValueError(f"{name} must be a count >= 0, got {value!r}")
+    if not 0.0 <= within_video_share <= 1.0:
+        raise ValueError(
+            f"within_video_share must be in [0, 1], got {within_video_share}"
+        )
+    videos = {}
+    for speaker, by_video in utterances_by_video.items():
+        listed = [(v, sorted(set(u))) for v, u in sorted(by_video.items())]
+        if any(utts for _, utts in listed):
+            videos[speaker] = [(v, utts) for v, utts in listed if utts]
+    speakers = list(videos)
+    if len(speakers) < 2:
+        raise ValueError(
+            f"cannot draw negative trials from {len(speakers)} speaker(s) "
+            f"with utterances ({', '.join(speakers) or 'none'}): need two"
+        )
+    rng = np.random.default_rng(seed)
+    trials, used, short = [], set(), {}
+
+    def add(drawn, label):
+        (enrol, test), video1, video2 = drawn
+        used.add(_pair_key(enrol, test))
+        trials.append(
+            {
+                "enrol": enrol,
+                "test": test,
+                "label": label,
+                "video_match": int(video1 == video2),
+            }
+        )
+
+    sources = {
+        speaker: _speaker_sources(videos[speaker]) for speaker in speakers
+    }
+    for _ in range(int(n_positive)):
+        for speaker in speakers:
+            if speaker in short:
+                continue
+            same_video = int(rng.random() < within_video_share)
+            drawn = sources[speaker][same_video].draw(used, rng)
+            if drawn is None:
+                drawn = sources[speaker][1 - same_video].draw(used, rng)
+            if drawn is None:
+                short[speaker] = sum(
+                    s.n_used for s in sources[speaker].values()
+                )
+                continue
+            add(drawn, 1)
+    if len(trials) == 0 and n_positive:
+        raise ValueError(
+            f"no positive trial: none of the {len(speakers)} speakers "
+            f"({', '.join(speakers)}) has two utterances"
+        )
+    pairs = list(itertools.combinations(speakers, 2))
+    pair_sources = {}
+    for _ in range(int(negatives_per_pair)):
+        for pair in pairs:
+            if pair not in pair_sources:
+                pair_sources[pair] = _pair_source(*(videos[s] for s in pair))
+            drawn = pair_sources[pair].draw(used, rng)
+            if drawn is None:
+                short[" & ".join(pair)] = pair_sources[pair].n_used
+                continue
+            add(drawn, 0)
+    if short:
+        logger.warning(
+            "VoxCeleb2 trials: %d speaker(s) or speaker pair(s) have fewer "
+            "distinct pairs than asked (%d positives, %d negatives) and "
+            "give all they have: %s",
+            len(short),
+            n_positive,
+            negatives_per_pair,
+            ", ".join(f"{key} ({count})" for key, count in short.items()),
+        )
     return trials

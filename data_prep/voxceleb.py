@@ -17,13 +17,16 @@ The two settings of the paper (speaker lists published by the authors):
   (``list_test_all2.txt``, ``list_test_hard2.txt``) are prepared as extra
   test sets when found.
 
-The authors did not publish their VoxCeleb2 trial list. Ours is drawn with
-:func:`data_prep.trials.balanced_trials` from the 118 test speakers (seeded;
-as many positive as negative trials, positives spread evenly over the
-speakers, negatives evenly over the speaker pairs), 32,000 of each by
-default, about the 64,000 trials the authors' sampler draws. Theirs takes
-half of its positives from within one video; ours draws positive pairs
-uniformly, so most come from two videos; the ``video_match`` column of every
+The authors did not publish their VoxCeleb2 trial list (test list of
+``"vox2"``, validation list of ``"vox1"``). Ours is drawn, seeded, by the
+rule of their sampler (:func:`data_prep.trials.voxceleb2_authors_trials`):
+ceil(32,000 / speakers) positives per speaker, each taken within one video
+or across two by a fair coin, and each speaker pair used ceil(32,000 /
+pairs) times as negatives; over the 118 test speakers, 272 x 118 = 32,096
+positives and 5 x 6,903 = 34,515 negatives. ``vox2_trials_rule=
+"balanced"`` draws it with :func:`data_prep.trials.balanced_trials`
+instead (exactly 32,000 of each, positive pairs uniform over a speaker's
+utterances, so most from two videos). The ``video_match`` column of every
 trial list says which pairs share a video.
 
 Durations come from the WAV headers, speaker folders are scanned in
@@ -74,6 +77,7 @@ from data_prep.trials import (
     read_paper_trials,
     read_trials_csv,
     read_voxceleb_trials,
+    voxceleb2_authors_trials,
     voxceleb_path_to_id,
     write_trials_csv,
 )
@@ -100,6 +104,8 @@ SETTINGS = {
     "vox2": {"train": "vox2-dev", "valid": "vox1_o", "test": "vox2"},
 }
 VOX2_TEST_SPEAKERS = "vox2-test"
+# How the VoxCeleb2 test list is drawn (see vox2_trials).
+VOX2_TRIAL_RULES = ("authors", "balanced")
 PAPER_VOX1_O = "trials/trials-vox1.csv"
 # The cleaned Vox1-E and Vox1-H lists of the VoxCeleb site.
 VOX1_EH_FILES = {
@@ -320,44 +326,83 @@ def read_trial_list(path):
     return read_voxceleb_trials(path)
 
 
-def vox2_trials(utterances, n_per_class=32000, seed=1234):
-    """Draws the VoxCeleb2 test trial list with the balanced sampler.
+def vox2_trials(utterances, n_per_class=32000, seed=1234, rule="authors"):
+    """Draws the VoxCeleb2 test trial list.
+
+    ``rule="authors"`` follows the authors' sampler
+    (:func:`data_prep.trials.voxceleb2_authors_trials`) with their counts:
+    ``n_per_class`` is their ``total_sample_size // 2``, each speaker gets
+    ceil(n_per_class / speakers) positives and each speaker pair
+    ceil(n_per_class / pairs) negatives (272 and 5 for the 118 speakers
+    and 32,000); trials keep their order (positives, then negatives).
+    ``rule="balanced"`` draws exactly ``n_per_class`` of each with
+    :func:`data_prep.trials.balanced_trials` (sorted by enrol, test).
 
     Arguments
     ---------
     utterances : dict
-        ``{speaker_id: [utterance IDs]}`` of the VoxCeleb2 test speakers.
+        ``{speaker_id: [utterance IDs]}`` of the VoxCeleb2 test speakers,
+        in the order of the authors' speaker list (their sampler cycles
+        through it); the video of an ID is its middle part.
     n_per_class : int
-        Positive trials wanted, and as many negatives.
+        Positive trials wanted, and as many negatives (rounded up to whole
+        rounds over speakers and speaker pairs by the authors' rule).
     seed : int
         Seed of the sampler.
+    rule : str
+        ``"authors"`` or ``"balanced"``.
 
     Returns
     -------
     list of dict
-        Trials (``enrol``, ``test``, ``label``, ``video_match``), sorted.
+        Trials (``enrol``, ``test``, ``label``, ``video_match``).
 
     Raises
     ------
     ValueError
-        When the speakers cannot give both positive and negative trials.
+        When the speakers cannot give both positive and negative trials,
+        or on an unknown rule.
 
     Example
     -------
     >>> utts = {
     ...     s: [f"{s}--v{k % 2}--0000{k}" for k in range(4)]
-    ...     for s in ("id00017", "id00061")
+    ...     for s in ("id00061", "id00017", "id00081")
     ... }
     >>> trials = vox2_trials(utts, n_per_class=4, seed=0)
+    >>> sum(t["label"] for t in trials), len(trials)
+    (6, 12)
+    >>> [t["enrol"][:7] for t in trials[:3]]
+    ['id00061', 'id00017', 'id00081']
+    >>> trials = vox2_trials(utts, n_per_class=4, seed=0, rule="balanced")
     >>> sum(t["label"] for t in trials), len(trials)
     (4, 8)
     >>> sorted(trials[0])
     ['enrol', 'label', 'test', 'video_match']
     """
-    trials = balanced_trials(utterances, n_per_class=n_per_class, seed=seed)
-    for trial in trials:
-        trial["video_match"] = video_match(trial["enrol"], trial["test"])
-    return trials
+    if rule == "balanced":
+        trials = balanced_trials(utterances, n_per_class=n_per_class, seed=seed)
+        for trial in trials:
+            trial["video_match"] = video_match(trial["enrol"], trial["test"])
+        return trials
+    if rule != "authors":
+        raise ValueError(
+            f"vox2_trials_rule {rule!r}: use one of {list(VOX2_TRIAL_RULES)}"
+        )
+    by_video = {}
+    for speaker, ids in utterances.items():
+        for utterance in ids:
+            video = utterance.split("--")[1]
+            by_video.setdefault(speaker, {}).setdefault(video, [])
+            by_video[speaker][video].append(utterance)
+    n_speakers = len(by_video)
+    n_pairs = max(n_speakers * (n_speakers - 1) // 2, 1)
+    return voxceleb2_authors_trials(
+        by_video,
+        n_positive=-(-n_per_class // max(n_speakers, 1)),
+        negatives_per_pair=-(-n_per_class // n_pairs),
+        seed=seed,
+    )
 
 
 def find_vox1_eh_lists(roots):
@@ -527,6 +572,7 @@ def prepare_voxceleb(
     vox1_eh_trials="auto",
     seed=1234,
     n_vox2_trials_per_class=32000,
+    vox2_trials_rule="authors",
     sample_rate=16000,
     num_workers=None,
     allow_missing_trials=False,
@@ -586,7 +632,14 @@ def prepare_voxceleb(
     seed : int
         Seed of the VoxCeleb2 trial list.
     n_vox2_trials_per_class : int
-        Positive (and negative) trials of the VoxCeleb2 list.
+        Positive (and negative) trials of the VoxCeleb2 list: the
+        authors' ``total_sample_size // 2``, rounded up by their rule to
+        whole rounds over the speakers and speaker pairs (32,000 gives
+        32,096 positives and 34,515 negatives over the 118 speakers).
+    vox2_trials_rule : str
+        How the VoxCeleb2 list is drawn: ``"authors"`` (their sampler's
+        rule, see :func:`vox2_trials`) or ``"balanced"`` (the generator of
+        :func:`data_prep.trials.balanced_trials`, used before).
     sample_rate : int
         The sample rate every file must have.
     num_workers : int, optional
@@ -651,6 +704,11 @@ def prepare_voxceleb(
     outputs["problems"] = save_folder / "prepare_problems.txt"
     if setting not in SETTINGS:
         raise ValueError(f"setting {setting!r}: use 'vox1' or 'vox2'")
+    if vox2_trials_rule not in VOX2_TRIAL_RULES:
+        raise ValueError(
+            f"vox2_trials_rule {vox2_trials_rule!r}: use one of "
+            f"{list(VOX2_TRIAL_RULES)}"
+        )
     if split_source != "paper":
         raise ValueError(
             f"split_source {split_source!r}: VoxCeleb uses the published "
@@ -675,6 +733,7 @@ def prepare_voxceleb(
         "vox1_eh_trials": {k: str(v) for k, v in sorted(eh_lists.items())},
         "seed": seed,
         "n_vox2_trials_per_class": n_vox2_trials_per_class,
+        "vox2_trials_rule": vox2_trials_rule,
         "sample_rate": sample_rate,
         "allow_missing_trials": allow_missing_trials,
         "min_duration": min_duration,
@@ -695,7 +754,7 @@ def prepare_voxceleb(
             vox1_o_trials,
             eh_lists,
             seed,
-            n_vox2_trials_per_class,
+            (n_vox2_trials_per_class, vox2_trials_rule),
             (sample_rate, min_duration),
             num_workers,
             allow_missing_trials,
@@ -715,7 +774,7 @@ def _prepare(
     vox1_o_trials,
     eh_lists,
     seed,
-    n_vox2_trials_per_class,
+    vox2_rule,
     scan_rules,
     num_workers,
     allow_missing,
@@ -723,7 +782,8 @@ def _prepare(
     problems,
 ):
     """The work of :func:`prepare_voxceleb` once the options are checked
-    (``scan_rules``: the ``sample_rate`` and ``min_duration`` of files)."""
+    (``vox2_rule``: ``n_vox2_trials_per_class`` and ``vox2_trials_rule``;
+    ``scan_rules``: the ``sample_rate`` and ``min_duration`` of files)."""
     plan = SETTINGS[setting]
     lists = paper_lists_folder(
         paper_lists, save_folder, _list_names(setting, vox1_o_trials)
@@ -731,7 +791,8 @@ def _prepare(
     train_list = lists / "speakers" / f"speaker-{plan['train']}.csv"
     vox2_list = lists / "speakers" / f"speaker-{VOX2_TEST_SPEAKERS}.csv"
     train_listed = sorted(read_paper_speakers(train_list))
-    vox2_listed = sorted(read_paper_speakers(vox2_list))
+    # File order: the authors' sampler cycles through the list as written.
+    vox2_listed = list(read_paper_speakers(vox2_list))
     vox1_o_path = vox1_o_trials or lists / PAPER_VOX1_O
     vox1_o = read_trial_list(vox1_o_path)
     vox1_o_speakers = {
@@ -795,7 +856,9 @@ def _prepare(
     }
     vox2_ids = cached_ids(cache, vox2_speakers)
     try:
-        trials["vox2"] = vox2_trials(vox2_ids, n_vox2_trials_per_class, seed)
+        trials["vox2"] = vox2_trials(
+            vox2_ids, vox2_rule[0], seed, rule=vox2_rule[1]
+        )
     except ValueError as error:
         problems.write(outputs["problems"])
         raise ValueError(
@@ -1070,6 +1133,9 @@ def main(argv=None):
     prepare.add_argument("--paper_lists", default=None)
     prepare.add_argument("--vox1_o_trials", default=None)
     prepare.add_argument("--seed", type=int, default=1234)
+    prepare.add_argument(
+        "--vox2_trials_rule", choices=VOX2_TRIAL_RULES, default="authors"
+    )
     prepare.add_argument("--workers", type=int, default=None)
     prepare.add_argument("--allow_missing_trials", action="store_true")
     args = parser.parse_args(argv)
@@ -1099,6 +1165,7 @@ def main(argv=None):
         paper_lists=args.paper_lists,
         vox1_o_trials=args.vox1_o_trials,
         seed=args.seed,
+        vox2_trials_rule=args.vox2_trials_rule,
         num_workers=args.workers,
         allow_missing_trials=args.allow_missing_trials,
     )

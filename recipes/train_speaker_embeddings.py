@@ -82,6 +82,7 @@ from unipool_lobes.scoring import (
     cosine_score_trials,
     reported_metrics,
     verification_results,
+    window_pair_score_trials,
     write_scores,
 )
 from unipool_lobes.training_checks import (
@@ -131,6 +132,8 @@ class SpeakerBrain(sb.core.Brain):
         batch = batch.to(self.device)
         wavs, wav_lens = batch.sig
         feats, feat_lens = self.modules.front_end(wavs, wav_lens)
+        if stage == sb.Stage.TRAIN and hasattr(self.hparams, "feature_augment"):
+            feats = self.hparams.feature_augment(feats, feat_lens)
         embeddings = self.modules.embedding_model(feats, feat_lens)
         if stage != sb.Stage.TRAIN:
             return embeddings
@@ -261,9 +264,34 @@ class SpeakerBrain(sb.core.Brain):
 
         The schedule (``hparams.lr_scheduler``, a function of the optimizer)
         is registered with the checkpointer so that a resumed run continues
-        the same curve.
+        the same curve. With ``classifier_weight_decay`` the classifier's
+        parameters form a second group with that weight decay (the authors'
+        ECAPA-TDNN: 2e-5 on the encoder, 2e-4 on the AAM head).
         """
-        super().init_optimizers()
+        if self.opt_class is None or not hasattr(
+            self.hparams, "classifier_weight_decay"
+        ):
+            super().init_optimizers()
+        else:
+            head = list(self.modules.classifier.parameters())
+            in_head = {id(param) for param in head}
+            rest = [
+                param
+                for param in self.modules.parameters()
+                if id(param) not in in_head
+            ]
+            self.optimizer = self.opt_class(
+                [
+                    {"params": rest},
+                    {
+                        "params": head,
+                        "weight_decay": self.hparams.classifier_weight_decay,
+                    },
+                ]
+            )
+            self.optimizers_dict = {"opt_class": self.optimizer}
+            if self.checkpointer is not None:
+                self.checkpointer.add_recoverable("optimizer", self.optimizer)
         self.lr_scheduler = None
         if self.opt_class is not None:
             # The groups as the current hyperparameters make them, before a
@@ -304,12 +332,43 @@ class SpeakerBrain(sb.core.Brain):
                 for _ in range(self.optimizer_step):
                     self._step_schedule()
         self.first_step = self.optimizer_step
+        zero_shot = hasattr(self.hparams, "zero_shot_eval") and (
+            self.hparams.zero_shot_eval
+        )
+        if zero_shot and not self.optimizer_step:
+            self._zero_shot_evaluation()
         if self.optimizer_step:
             logger.info(
                 "Resuming at optimizer step %d of %d",
                 self.optimizer_step,
                 self.optimizer_step_limit,
             )
+
+    def _zero_shot_evaluation(self):
+        """Scores the untrained model on the valid and test trials.
+
+        ExploreWV2's ``zshot_eval``: the pretrained model before any
+        training step, logged and written to ``zero_shot.json`` beside the
+        results; no checkpoint is kept. Only a fresh run does it.
+        """
+        results = {}
+        for name, dataset, options, trials in self.zero_shot_sets:
+            loader = self.make_dataloader(dataset, sb.Stage.TEST, **options)
+            self.on_stage_start(sb.Stage.TEST)
+            self.modules.eval()
+            with torch.no_grad():
+                for batch in loader:
+                    self.evaluate_batch(batch, sb.Stage.TEST)
+            _, scored = self.score_trials(trials)
+            results[name] = reported_metrics(scored)
+        self.hparams.train_logger.log_stats(
+            stats_meta={"zero-shot": "before training"},
+            valid_stats=results["valid"],
+            test_stats=results["test"],
+        )
+        if if_main_process():
+            folder = os.path.dirname(self.hparams.results_file)
+            write_json(os.path.join(folder, "zero_shot.json"), results)
 
     def fit(self, *args, **kwargs):
         """SpeechBrain's ``fit``, then a log line of the steps trained.
@@ -341,6 +400,35 @@ class SpeakerBrain(sb.core.Brain):
             meta={INTRA_EPOCH_CKPT_FLAG: True, "step": self.optimizer_step},
             verbosity=logging.DEBUG,
         )
+
+    def _fit_valid(self, valid_set, epoch, enable):
+        """Validates, unless the step is before ``validate_after_step``.
+
+        ExploreWV2's authors neither validate nor keep a checkpoint while
+        the transformer is frozen (their ``full_eval: False``), so the
+        tested checkpoint is a fine-tuned one. A skipped interval still
+        logs its training loss and saves a checkpoint without an EER, to
+        resume from; checkpoint selection only sees those with one.
+        """
+        first = 0
+        if hasattr(self.hparams, "validate_after_step"):
+            first = self.hparams.validate_after_step
+        if self.optimizer_step > first:
+            return super()._fit_valid(valid_set, epoch, enable)
+        self.hparams.train_logger.log_stats(
+            stats_meta={
+                "step": self.optimizer_step,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "validation": f"none until after step {first}",
+            },
+            train_stats=self.train_stats,
+        )
+        self.checkpointer.save_and_keep_only(
+            meta={"step": self.optimizer_step},
+            num_to_keep=1,
+            ckpt_predicate=lambda c: "EER" not in c.meta,
+        )
+        return None
 
     def _wrap_distributed(self):
         """Wraps the trained modules in DDP, with batch norm synchronised.
@@ -488,9 +576,20 @@ class SpeakerBrain(sb.core.Brain):
             ``verification_results``.
         """
         ids, embeddings = self.gather_embeddings()
-        scores = cosine_score_trials(
-            embeddings, ids, trials["enrol"], trials["test"]
-        )
+        if embeddings.dim() == 3:
+            # A set of window embeddings per utterance (SincNet's
+            # eval_output: windows): the authors' window-pair score.
+            scores = window_pair_score_trials(
+                embeddings,
+                ids,
+                trials["enrol"],
+                trials["test"],
+                clamp=self.hparams.window_score_clamp,
+            )
+        else:
+            scores = cosine_score_trials(
+                embeddings, ids, trials["enrol"], trials["test"]
+            )
         results = verification_results(trials["label"], scores)
         return scores, results
 
@@ -832,6 +931,15 @@ def main(argv):
         num_samples=hparams["valid_interval_steps"] * hparams["batch_size"],
     )
     brain.epoch_sampler = sampler
+    brain.zero_shot_sets = [
+        (
+            split,
+            datasets[split],
+            eval_loader_options(hparams, datasets[split]),
+            hparams[f"{split}_trials_data"],
+        )
+        for split in ("valid", "test")
+    ]
     train_loader_opts = dict(
         hparams["train_dataloader_opts"],
         sampler=sampler,

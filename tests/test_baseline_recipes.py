@@ -25,7 +25,7 @@ from unipool_lobes.local_models import write_local_model
 pytestmark = pytest.mark.slow
 
 RECIPE = pathlib.Path(__file__).resolve().parents[1] / "recipes" / "VCTK"
-SEED = 1234  # the yamls' seed: the shared preparation is then reused
+SEED = 42  # the yamls' seed: the shared preparation is then reused
 
 # The tiny model: hidden size 32, 2 transformer layers (3 hidden states).
 TINY_SSL = {"ssl_hidden_size": 32}
@@ -39,7 +39,9 @@ SYSTEMS = {
     "ecapa_vctk.yaml": (
         "ecapa_tdnn",
         {
-            "channels": "[16,16,16,16,48]",
+            "channels": 16,
+            "mfa_channels": 48,
+            "se_channels": 8,
             "attention_channels": 8,
             "emb_dim": 12,
             # Two steps make one cycle (step_size_up = steps // 2).
@@ -59,8 +61,14 @@ SYSTEMS = {
     ),
     "explorewv2_vctk.yaml": (
         "explorewv2",
-        # 3 steps: the transformer is frozen for 3 * 10000 // 13000 = 2.
-        {**TINY_SSL, "number_of_steps": 3, "valid_interval_steps": 3},
+        # 4 steps, validation every step: the transformer is frozen for
+        # 4 * 10000 // 13000 = 3, so only step 4 is validated.
+        {
+            **TINY_SSL,
+            "number_of_steps": 4,
+            "valid_interval_steps": 1,
+            "zero_shot_eval": True,
+        },
     ),
     "finetunewv2_vctk.yaml": ("finetunewv2", dict(TINY_SSL)),
     "wavlm_ecapa_vctk.yaml": (
@@ -156,7 +164,9 @@ def test_trains_validates_and_tests(trained, shared_inputs, yaml_name):
     out = trained(yaml_name)
     model_name, _ = SYSTEMS[yaml_name]
     log = (out / "train_log.txt").read_text()
-    assert log.count("valid EER") == 1 and "test EER" in log, log
+    trained_log = [line for line in log.splitlines() if "zero-shot" not in line]
+    assert sum("valid EER" in line for line in trained_log) == 1, log
+    assert "test EER" in log, log
     assert "EER" in (_checkpoint(out) / "CKPT.yaml").read_text()
 
     results = json.loads((out / "results.json").read_text())
@@ -180,30 +190,58 @@ def _weights(folder):
 def test_explorewv2_unfreezes_its_first_layer_after_the_frozen_steps(
     trained, shared_inputs
 ):
-    """2 of 3 steps frozen (checkpointed count), then the layer trains."""
-    checkpoint = _checkpoint(trained("explorewv2_vctk.yaml"))
+    """3 of 4 steps frozen (checkpointed count), then the layer trains;
+    neither validation nor a kept checkpoint before that (before: steps 1
+    to 3 were validated and could be the tested checkpoint)."""
+    out = trained("explorewv2_vctk.yaml")
+    checkpoint = _checkpoint(out)
+    meta = (checkpoint / "CKPT.yaml").read_text()
+    assert "step: 4" in meta and "EER" in meta
+    log = (out / "train_log.txt").read_text()
+    for step in (1, 2, 3):
+        assert f"step: {step}, lr" in log
+        assert f"step: {step}, lr" in log.split("validation: none")[step - 1]
+    # zero_shot_eval: both trial lists scored before any step (before: no
+    # such option).
+    zero_shot = json.loads((out / "zero_shot.json").read_text())
+    assert set(zero_shot) == {"valid", "test"}
+    assert all(0 <= r["EER"] <= 100 for r in zero_shot.values())
+    assert log.index("zero-shot") < log.index("step: 1, lr")
     front_end = torch.load(checkpoint / "front_end.ckpt", map_location="cpu")
     initial = _weights(shared_inputs["model"])
-    assert int(front_end["training_forwards"]) == 3
+    assert int(front_end["training_forwards"]) == 4
     assert not any(k.startswith("model.encoder.layers.1.") for k in front_end)
     layer = "model.encoder.layers.0.attention.q_proj.weight"
     assert not torch.equal(front_end[layer], initial[layer])
     cnn = "model.feature_extractor.conv_layers.0.conv.weight"
     assert torch.equal(front_end[cnn], initial[cnn])
-    # Three steps use the rates of schedule steps 0, 1 and 2.
+    # Four steps use the rates of schedule steps 0 to 3.
     schedule = torch.load(checkpoint / "lr_scheduler.ckpt", weights_only=False)
-    assert schedule["last_epoch"] == 2
+    assert schedule["last_epoch"] == 3
 
 
-def test_finetunewv2_fine_tunes_all_but_the_cnn(trained, shared_inputs):
-    """Transformer layers train, the CNN does not; tri-stage schedule."""
-    checkpoint = _checkpoint(trained("finetunewv2_vctk.yaml"))
+def test_finetunewv2_fine_tunes_everything_from_a_cls_frame(
+    trained, shared_inputs
+):
+    """The authors' FinetuneWV2: the CNN trains too (before: frozen), the
+    embedding is the CLS frame's output (before: a mean of the frames),
+    LayerDrop 0.05 and masking with no minimum span count; tri-stage."""
+    out = trained("finetunewv2_vctk.yaml")
+    checkpoint = _checkpoint(out)
     front_end = torch.load(checkpoint / "front_end.ckpt", map_location="cpu")
     initial = _weights(shared_inputs["model"])
     last = "model.encoder.layers.1.feed_forward.output_dense.weight"
     assert not torch.equal(front_end[last], initial[last])
     cnn = "model.feature_extractor.conv_layers.0.conv.weight"
-    assert torch.equal(front_end[cnn], initial[cnn])
+    assert not torch.equal(front_end[cnn], initial[cnn])
+    hparams = (out / "hyperparams.yaml").read_text()
+    for setting in (
+        "cls_frame: true",
+        "pooling: cls",
+        "layerdrop: 0.05",
+        "mask_time_min_masks: 0",
+    ):
+        assert setting in hparams.lower(), setting
     # Two steps use the rates of schedule steps 0 and 1: the exponential
     # decay from the peak 5e-5 is half-way to 5e-6 at the second one.
     schedule = torch.load(checkpoint / "lr_scheduler.ckpt", weights_only=False)
@@ -212,11 +250,16 @@ def test_finetunewv2_fine_tunes_all_but_the_cnn(trained, shared_inputs):
 
 
 def test_ecapa_follows_its_cyclic_schedule(trained):
-    """One triangular cycle over two steps: back at the base lr."""
+    """One triangular cycle over two steps: back at the base lr; the
+    authors' two weight decays."""
     out = trained("ecapa_vctk.yaml")
     schedule = torch.load(
         _checkpoint(out) / "lr_scheduler.ckpt", weights_only=False
     )
     assert schedule["last_epoch"] == 2
-    assert schedule["_last_lr"] == pytest.approx([1e-8])
+    # Two groups (before: one): the encoder and the AAM head.
+    assert schedule["_last_lr"] == pytest.approx([1e-8, 1e-8])
     assert "lr: 1.00e-08" in (out / "train_log.txt").read_text()
+    optimizer = torch.load(_checkpoint(out) / "optimizer.ckpt")
+    decays = [group["weight_decay"] for group in optimizer["param_groups"]]
+    assert decays == pytest.approx([2e-5, 2e-4])

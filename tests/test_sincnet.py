@@ -195,3 +195,59 @@ def test_bad_window_input():
         sincnet.embed_windows(torch.randn(2, 700))
     with pytest.raises(ValueError, match="batch, samples"):
         sincnet(torch.randn(2, 3, 800))
+
+
+def test_layer_norms_are_sincnets_own():
+    """Each channel is normalised over time with the unbiased std + eps, as
+    SincNet's code (before: ``nn.LayerNorm`` over channels and time)."""
+    from unipool_lobes.sincnet import LastAxisLayerNorm
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 50) * torch.tensor([1.0, 10.0, 0.1, 3.0])[:, None]
+    norm = LastAxisLayerNorm([4, 50])
+    expected = (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-6)
+    torch.testing.assert_close(norm(x), expected)
+    joint = torch.nn.LayerNorm([4, 50], elementwise_affine=False)(x)
+    assert not torch.allclose(norm(x), joint, atol=1e-2)
+    sincnet = SincNet()
+    assert all(
+        isinstance(n, LastAxisLayerNorm)
+        for n in [sincnet.input_norm, *sincnet.conv_norms, sincnet.flat_norm]
+    )
+    old = SincNet(layer_norm="torch")
+    assert isinstance(old.conv_norms[0], torch.nn.LayerNorm)
+
+
+def test_window_sets_give_the_authors_trial_score():
+    """``eval_output: windows``: 10 evenly spaced windows per utterance
+    (one, wrapped, for a short one) and the mean clamped cosine over the
+    10 x 10 pairs, as the authors' evaluation loop computes it."""
+    from unipool_lobes.scoring import window_pair_score_trials
+
+    sincnet = _small(eval_num_windows=10, eval_output="windows").eval()
+    long_one, short_one = _utterances(4000, 500)
+    with torch.no_grad():
+        sets = torch.cat([sincnet(long_one[None]), sincnet(short_one[None])])
+        batch, lengths = _pad([long_one, short_one])
+        batched = sincnet(batch, lengths)
+    assert sets.shape == (2, 10, 12)
+    torch.testing.assert_close(batched, sets, atol=1e-5, rtol=1e-5)
+
+    # The authors' loop, written out: int(np.linspace) starts, wrap pad.
+    import numpy as np
+
+    window = sincnet.window
+
+    def authors_windows(wave):
+        if len(wave) <= window:
+            padded = np.pad(wave.numpy(), (0, window - len(wave)), "wrap")
+            return torch.from_numpy(padded)[None]
+        starts = np.linspace(0, len(wave) - window, num=10)
+        return torch.stack([wave[int(s) : int(s) + window] for s in starts])
+
+    with torch.no_grad():
+        first = F.normalize(sincnet.embed_windows(authors_windows(long_one)))
+        second = F.normalize(sincnet.embed_windows(authors_windows(short_one)))
+    expected = (first @ second.T).clamp(0, 1).mean()
+    score = window_pair_score_trials(sets, ["a", "b"], ["a"], ["b"])
+    assert float(score) == pytest.approx(float(expected), abs=1e-5)

@@ -3,6 +3,7 @@
 import os
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoFeatureExtractor, AutoModel
@@ -348,3 +349,89 @@ def test_final_layer_norm_of_stable_models(local_ssl_model, family):
     plain, _ = MultiLayerSSL(group)(utterance)
     same, _ = MultiLayerSSL(group, final_layer_norm=True)(utterance)
     assert torch.equal(plain, same)
+
+
+def test_cls_frame_is_prepended_and_padding_invariant(local_ssl_model):
+    """``cls_frame``: a frame of ones before the projected features; every
+    transformer layer sees it, an utterance's frames are the same alone or
+    batched (before: no such frame, FinetuneWV2 mean-pooled instead)."""
+    folder = local_ssl_model("wav2vec2", "group")
+    ssl = MultiLayerSSL(folder, cls_frame=True)
+    plain = MultiLayerSSL(folder)
+    utterance = make_batch()[0][0].unsqueeze(0)
+    with_cls, lengths = ssl(utterance)
+    without, _ = plain(utterance)
+    assert with_cls.shape[2] == without.shape[2] + 1
+    assert lengths.tolist() == [1.0]
+    # Manual: project, prepend ones, run HF's encoder.
+    model = ssl.model
+    with torch.no_grad():
+        features = model.feature_extractor(utterance).transpose(1, 2)
+        hidden = model.feature_projection(features)
+        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        hidden = torch.cat([torch.ones_like(hidden[:, :1]), hidden], dim=1)
+        expected = model.encoder(hidden).last_hidden_state
+    torch.testing.assert_close(with_cls[:, -1], expected, atol=1e-5, rtol=0)
+    assert batch_vs_alone_error(ssl) < TOLERANCE
+
+
+def test_layerdrop_skips_layers_in_training_only(local_ssl_model):
+    """A dropped layer passes its input on (its entry repeats the previous
+    one); evaluation and frozen models never drop (before: the layerdrop
+    of the config was forced to 0 and no option existed)."""
+    folder = local_ssl_model("wav2vec2", "group")
+    ssl = MultiLayerSSL(folder, freeze=False, layerdrop=0.5).train()
+    _, batch, relative = make_batch()
+    seen_drop = False
+    for seed in range(12):
+        torch.manual_seed(seed)
+        kept = ssl._layers_to_run(2)
+        torch.manual_seed(seed)
+        hidden_states, _ = ssl(batch, relative)
+        assert kept, "at least one layer runs"
+        for index in range(2):
+            repeated = torch.equal(
+                hidden_states[:, index + 1], hidden_states[:, index]
+            )
+            assert repeated == (index not in kept)
+        seen_drop = seen_drop or len(kept) < 2
+    assert seen_drop
+    hidden_states.square().mean().backward()
+    ssl.eval()
+    with torch.no_grad():
+        first, _ = ssl(batch, relative)
+        second, _ = ssl(batch, relative)
+    assert torch.equal(first, second)
+    with pytest.raises(ValueError, match="layerdrop must be in"):
+        MultiLayerSSL(folder, freeze=False, layerdrop=1.0)
+
+
+def test_time_masks_without_a_minimum_number_of_spans(local_ssl_model):
+    """``mask_time_min_masks: 0`` (FinetuneWV2's authors): on 149 frames
+    with p 0.05 and span 10, 0 or 1 span per utterance; HF's default
+    minimum of 2 always masks at least 2 spans' worth of frames."""
+    folder = local_ssl_model("wav2vec2", "group")
+
+    def masked_counts(min_masks):
+        overrides = {"mask_time_prob": 0.05, "mask_time_length": 10}
+        if min_masks is not None:
+            overrides["mask_time_min_masks"] = min_masks
+        ssl = MultiLayerSSL(
+            folder,
+            freeze=False,
+            apply_spec_augment=True,
+            config_overrides=overrides,
+        ).train()
+        counts = []
+        for seed in range(40):
+            # HF draws the span count once per batch, from numpy's RNG.
+            np.random.seed(seed)
+            hidden = torch.zeros(1, 149, ssl.hidden_size)
+            masked = ssl.model._mask_hidden_states(hidden)
+            counts.append(int((masked != 0).any(dim=2).sum()))
+        return torch.tensor(counts)
+
+    counts = masked_counts(0)
+    assert set(counts.tolist()) <= {0, 10}
+    assert 0 in counts.tolist() and 10 in counts.tolist()
+    assert masked_counts(None).min() >= 10

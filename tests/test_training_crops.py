@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from data_prep.common import write_csv_atomic
-from unipool_lobes.cropping import evenly_spaced_windows, wrap_pad
+from unipool_lobes.cropping import wrap_pad
 
 RECIPES = pathlib.Path(__file__).resolve().parents[1] / "recipes"
 RATE = 16000
@@ -143,12 +143,3 @@ def test_wrap_pad_matches_numpy_wrap():
         assert wrap_pad(signal, n_samples).numpy().tolist() == (
             expected.tolist()
         )
-
-
-def test_evenly_spaced_windows_match_the_authors_starts():
-    """Starts are ``int(np.linspace(0, T - W, n))``, each window full."""
-    signal = torch.arange(16000.0)
-    windows = evenly_spaced_windows(signal, 6000, 10)
-    starts = [int(s) for s in np.linspace(0, 16000 - 6000, num=10)]
-    assert windows[:, 0].long().tolist() == starts
-    assert windows.shape == (10, 6000)

@@ -1,11 +1,13 @@
-"""Tests of data_prep.trials against the published lists, and of the
-balanced trial generator."""
+"""Tests of data_prep.trials against the published lists, of the
+balanced trial generator and of the authors' VoxCeleb2 sampler."""
 
 import collections
 import csv
+import itertools
 import pathlib
 import re
 
+import numpy as np
 import pytest
 
 from data_prep import trials as tr
@@ -354,3 +356,218 @@ def test_read_trials_tells_the_three_forms_apart(tmp_path):
         "test": [],
         "label": [],
     }
+
+
+# ------------------------------------------------ the authors' Vox2 sampler
+# Utterances of a speaker's eight videos (rotated, plus 0-2, per speaker):
+# a one-utterance video among them; 203+ same-video pairs per speaker.
+VIDEO_SIZES = (1, 3, 6, 10, 15, 4, 8, 2)
+
+
+def _vox2_structure(n_speakers=118):
+    """``{speaker: {video: [IDs]}}`` of a synthetic VoxCeleb2 test set."""
+    structure = {}
+    for k in range(n_speakers):
+        speaker = f"id{k:05d}"
+        structure[speaker] = {}
+        for j in range(8):
+            video = f"vid{k:03d}x{j}"
+            size = VIDEO_SIZES[(j + k) % 8] + k % 3
+            structure[speaker][video] = [
+                f"{speaker}--{video}--{n:05d}" for n in range(1, size + 1)
+            ]
+    return structure
+
+
+def _sessions(n_videos, n_utterances, speakers):
+    """``n_videos`` videos of ``n_utterances`` for each speaker."""
+    return {
+        s: {
+            f"{s}v{j}": [f"{s}--{s}v{j}--{n:05d}" for n in range(n_utterances)]
+            for j in range(n_videos)
+        }
+        for s in speakers
+    }
+
+
+def _spk(utterance):
+    return utterance.split("--")[0]
+
+
+def _video(utterance):
+    return utterance.split("--")[1]
+
+
+@pytest.fixture(scope="module")
+def vox2_list():
+    return tr.voxceleb2_authors_trials(_vox2_structure(), seed=0)
+
+
+def test_authors_vox2_counts_and_pair_multiplicity(vox2_list):
+    """118 speakers, the defaults: 272 positives per speaker (32,096), each
+    of the 6,903 unordered speaker pairs exactly 5 times among the
+    negatives (34,515), 66,611 trials; labels and video_match right, no
+    trial repeated in either order. Fails on the old generator
+    (``balanced_trials``, 32,000 per class): 64,000 trials, 271 or 272
+    positives per speaker, 4 or 5 negatives per pair."""
+    trials = vox2_list
+    assert len(trials) == 66611
+    positives = collections.Counter(
+        _spk(t["enrol"]) for t in trials if t["label"] == 1
+    )
+    assert len(positives) == 118 and set(positives.values()) == {272}
+    pairs = collections.Counter(
+        frozenset((_spk(t["enrol"]), _spk(t["test"])))
+        for t in trials
+        if t["label"] == 0
+    )
+    assert len(pairs) == 118 * 117 // 2 == 6903
+    assert set(pairs.values()) == {5} and all(len(p) == 2 for p in pairs)
+    for trial in trials:
+        assert sorted(trial) == ["enrol", "label", "test", "video_match"]
+        assert trial["enrol"] != trial["test"]
+        assert trial["label"] == int(
+            _spk(trial["enrol"]) == _spk(trial["test"])
+        )
+        same_video = _video(trial["enrol"]) == _video(trial["test"])
+        assert trial["video_match"] == int(same_video)
+    keys = {frozenset((t["enrol"], t["test"])) for t in trials}
+    assert len(keys) == len(trials)
+    tr.check_trial_pairs(trials, "vox2")
+
+
+def test_authors_vox2_within_video_share_is_a_fair_coin(vox2_list):
+    """Half of the positives are within one video, by the authors' rule: a
+    fair coin per trial (``int(.5 <= random.random())``), so 1/2 overall
+    and, per speaker, a binomial(272, 1/2) count around 136 (not a quota of
+    exactly 136: their script has none). Fails on the old generator
+    (positive pairs uniform over a speaker's utterances: about 17 % within
+    one video here), and on a per-speaker quota (no spread)."""
+    positives = [t for t in vox2_list if t["label"] == 1]
+    share = sum(t["video_match"] for t in positives) / len(positives)
+    assert share == pytest.approx(0.5, abs=0.01)
+    within = collections.Counter(
+        _spk(t["enrol"]) for t in positives if t["video_match"]
+    )
+    counts = np.array([within[s] for s in _vox2_structure()])
+    assert counts.min() > 136 - 40 and counts.max() < 136 + 40
+    assert counts.std() > 4  # binomial: sqrt(272 / 4) = 8.2
+
+
+def test_authors_vox2_negatives_draw_a_video_then_an_utterance():
+    """A negative draws a video of each speaker uniformly, then one of its
+    utterances: a speaker with one video of 40 utterances and four of one
+    has the large video in about 1/5 of its negatives. Fails on the old
+    generator (utterances drawn uniformly: 40/44 from the large video)."""
+    structure = _sessions(3, 10, [f"id{k:05d}" for k in range(1, 21)])
+    structure["id00000"] = {
+        "large": [f"id00000--large--{n:05d}" for n in range(40)],
+        **{f"one{j}": [f"id00000--one{j}--00001"] for j in range(4)},
+    }
+    trials = tr.voxceleb2_authors_trials(
+        structure, n_positive=1, negatives_per_pair=10, seed=3
+    )
+    videos = [
+        _video(u)
+        for t in trials
+        if t["label"] == 0
+        for u in (t["enrol"], t["test"])
+        if _spk(u) == "id00000"
+    ]
+    assert len(videos) == 20 * 10
+    assert 0.1 < videos.count("large") / len(videos) < 0.32
+
+
+def test_authors_vox2_order_follows_the_speaker_list():
+    """Positives come round by round over the speakers in the order given
+    (the authors cycle through their list in file order), then negatives
+    pass by pass over ``itertools.combinations`` of that order, enrolment
+    from the earlier speaker; videos shared by two speakers make a
+    negative's video_match 1, as the authors' ``v_id1 == v_id2``. Fails on
+    the old generator (trials sorted by enrol, test)."""
+    order = ["id00061", "id00017", "id00081", "id00042"]
+    structure = _sessions(3, 4, order)
+    shared = ["id00061--sharedVideo--00001", "id00061--sharedVideo--00002"]
+    structure["id00061"]["sharedVideo"] = shared
+    structure["id00017"]["sharedVideo"] = ["id00017--sharedVideo--00001"]
+    trials = tr.voxceleb2_authors_trials(
+        structure, n_positive=5, negatives_per_pair=3, seed=1
+    )
+    positives, negatives = trials[:20], trials[20:]
+    assert [t["label"] for t in trials] == [1] * 20 + [0] * 18
+    assert [_spk(t["enrol"]) for t in positives] == order * 5
+    assert [_spk(t["test"]) for t in positives] == order * 5
+    pairs = list(itertools.combinations(order, 2))
+    assert [(_spk(t["enrol"]), _spk(t["test"])) for t in negatives] == (
+        pairs * 3
+    )
+    for trial in negatives:
+        same = _video(trial["enrol"]) == _video(trial["test"])
+        assert trial["video_match"] == int(same)
+
+
+def test_authors_vox2_is_seeded():
+    """The same seed gives the same list, another seed another; the order
+    of videos and utterances inside a speaker does not matter. (The old
+    generator is seeded too: this guards the new one against unseeded
+    draws.)"""
+    structure = _sessions(4, 5, ["id00003", "id00001", "id00002"])
+    first = tr.voxceleb2_authors_trials(structure, 20, 5, seed=7)
+    shuffled = {
+        s: {v: list(reversed(u)) for v, u in reversed(videos.items())}
+        for s, videos in structure.items()
+    }
+    assert tr.voxceleb2_authors_trials(shuffled, 20, 5, seed=7) == first
+    assert tr.voxceleb2_authors_trials(structure, 20, 5, seed=8) != first
+
+
+def test_authors_vox2_small_speakers_fall_back(caplog):
+    """Where the authors' script crashes or loops, ours falls back: a
+    one-video speaker (theirs: ``random.sample`` error) gets only
+    same-video positives; one whose videos hold one utterance each
+    (theirs: an endless loop) only two-video positives; a one-utterance
+    speaker no positive but its negatives; a speaker or pair with fewer
+    distinct pairs than asked gives each once, with a warning naming it.
+    Fails on the old generator, which has no per-speaker or per-pair
+    count (it shrinks the whole list)."""
+    structure = {
+        "id00001": {"v": [f"id00001--v--{n:05d}" for n in range(6)]},
+        "id00002": {f"v{n}": [f"id00002--v{n}--00001"] for n in range(6)},
+        "id00003": {"v": ["id00003--v--00001"]},
+        "id00004": _sessions(2, 2, ["id00004"])["id00004"],
+    }
+    with caplog.at_level("WARNING", logger="data_prep.trials"):
+        trials = tr.voxceleb2_authors_trials(
+            structure, n_positive=10, negatives_per_pair=5, seed=0
+        )
+    positives = collections.defaultdict(list)
+    for trial in trials:
+        if trial["label"] == 1:
+            positives[_spk(trial["enrol"])].append(trial["video_match"])
+    assert positives["id00001"] == [1] * 10
+    assert positives["id00002"] == [0] * 10
+    assert "id00003" not in positives
+    assert len(positives["id00004"]) == 6  # all its pairs, once each
+    pairs = collections.Counter(
+        (_spk(t["enrol"]), _spk(t["test"])) for t in trials if t["label"] == 0
+    )
+    assert pairs[("id00003", "id00004")] == 4  # 1 x 4 utterances
+    assert set(pairs.values()) == {4, 5} and len(pairs) == 6
+    assert len({frozenset((t["enrol"], t["test"])) for t in trials}) == len(
+        trials
+    )
+    message = caplog.text
+    assert "id00003 (0)" in message and "id00004 (6)" in message
+    assert "id00003 & id00004 (4)" in message
+
+
+def test_authors_vox2_refuses_impossible_requests():
+    with pytest.raises(ValueError, match="need two"):
+        tr.voxceleb2_authors_trials(_sessions(2, 2, ["id00001"]))
+    singles = {s: {"v": [f"{s}--v--1"]} for s in ("id00001", "id00002")}
+    with pytest.raises(ValueError, match="has two utterances"):
+        tr.voxceleb2_authors_trials(singles)
+    with pytest.raises(ValueError, match="within_video_share"):
+        tr.voxceleb2_authors_trials(singles, within_video_share=1.5)
+    with pytest.raises(ValueError, match="n_positive"):
+        tr.voxceleb2_authors_trials(singles, n_positive=-1)

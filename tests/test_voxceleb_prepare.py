@@ -236,7 +236,8 @@ def test_vox1_setting_on_two_roots(corpus, tmp_path):
     # Validation: drawn from the VoxCeleb2 test speakers (authors' layout).
     valid = read_trials_csv(paths["valid_trials"])
     assert {r["spk_id"] for r in manifests["valid"]} == set(GROUPS["vox2-test"])
-    assert collections.Counter(t["label"] for t in valid) == {0: 10, 1: 10}
+    # The authors' rule: ceil(10 / 3) = 4 per speaker and per speaker pair.
+    assert collections.Counter(t["label"] for t in valid) == {0: 12, 1: 12}
     # Test: the authors' Vox1-O list, every trial kept, in its order.
     test = read_trials_csv(paths["test_trials"])
     expected = read_voxceleb_trials(vox1 / "veri_test2.txt")
@@ -279,6 +280,92 @@ def test_vox2_list_is_seeded(corpus, tmp_path):
         )
     }
     assert text["first"] == text["again"] != text["other"]
+
+
+def _vox2_with_sessions(root):
+    """A VoxCeleb2 root (authors' layout) whose test speakers have six
+    videos of four utterances (36 of their 276 pairs share a video)."""
+    for subset, n_videos, n_utterances in (("dev", 2, 2), ("test", 6, 4)):
+        write_mini_voxceleb(
+            root,
+            speakers=GROUPS[f"vox2-{subset}"],
+            test_speakers=(),
+            videos_per_speaker=n_videos,
+            utterances_per_video=n_utterances,
+            duration_range=SHORT,
+            audio_folder=f"vox2_{subset}_wav",
+            seed=5,
+        )
+    return root
+
+
+def test_vox2_test_list_follows_the_authors_rule(corpus, tmp_path):
+    """Through the real preparation (vox2 setting), on 3 test speakers of
+    6 videos x 4 utterances, 100 per class: ceil(100 / 3) = 34 positives
+    per speaker, in rounds over the speakers in the list's file order,
+    about half within one video; each speaker pair 34 times among the
+    negatives; no trial repeated; the rule in the options record. Fails
+    on the old generator (``balanced_trials``): 100 + 100 sorted trials
+    (33 or 34 per speaker), about 13 % of the positives within one video
+    (36 / 276)."""
+    root, vox1, vox2, lists = corpus
+    vox2 = _vox2_with_sessions(tmp_path / "vox2")
+    paths = prepare_voxceleb(
+        [vox1, vox2],
+        tmp_path / "prep",
+        setting="vox2",
+        paper_lists=lists,
+        n_vox2_trials_per_class=100,
+        num_workers=1,
+        progress=False,
+    )
+    _check_manifests(paths)
+    trials = read_trials_csv(paths["test_trials"])
+    listed = common.read_csv(lists / "speakers/speaker-vox2-test.csv")
+    order = [row["ID"] for row in listed]
+    positives = [t for t in trials if t["label"] == 1]
+    assert [t["label"] for t in trials] == [1] * 102 + [0] * 102
+    assert [t["enrol"].split("--")[0] for t in positives] == order * 34
+    share = sum(t["video_match"] for t in positives) / len(positives)
+    assert 0.35 < share < 0.65, share
+    pairs = collections.Counter(
+        frozenset(t[key].split("--")[0] for key in ("enrol", "test"))
+        for t in trials
+        if t["label"] == 0
+    )
+    assert len(pairs) == 3 and set(pairs.values()) == {34}
+    keys = {frozenset((t["enrol"], t["test"])) for t in trials}
+    assert len(keys) == len(trials)
+    record = json.loads(
+        common.options_path(tmp_path / "prep", "voxceleb").read_text()
+    )
+    assert record["vox2_trials_rule"] == "authors"
+
+
+def test_vox2_balanced_rule_stays_reachable_and_redoes(corpus, tmp_path):
+    """``vox2_trials_rule="balanced"`` gives the previous list (exactly
+    ``n_vox2_trials_per_class`` of each, sorted); switching the rule redoes
+    the trial lists (it is recorded in the options) but reuses the scan
+    caches; an unknown rule is refused by name. Fails on the old code,
+    which has no ``vox2_trials_rule``."""
+    save = tmp_path / "prep"
+    paths = _prepare(corpus, save, setting="vox2", vox2_trials_rule="balanced")
+    trials = read_trials_csv(paths["test_trials"])
+    assert collections.Counter(t["label"] for t in trials) == {0: 10, 1: 10}
+    pairs = [(t["enrol"], t["test"]) for t in trials]
+    assert pairs == sorted(pairs)
+    before = _stamps(save)
+    _prepare(corpus, save, setting="vox2")
+    after = _stamps(save)
+    assert after[paths["test_trials"]] != before[paths["test_trials"]]
+    caches = [p for p in before if p.parent.name == "scan_cache"]
+    assert caches and all(after[p] == before[p] for p in caches)
+    trials = read_trials_csv(paths["test_trials"])
+    assert collections.Counter(t["label"] for t in trials) == {0: 12, 1: 12}
+    record = json.loads(common.options_path(save, "voxceleb").read_text())
+    assert record["vox2_trials_rule"] == "authors"
+    with pytest.raises(ValueError, match="vox2_trials_rule 'uniform'"):
+        _prepare(corpus, save, vox2_trials_rule="uniform")
 
 
 def test_official_text_list_and_authors_layout_root(corpus, tmp_path):

@@ -18,7 +18,7 @@ import math
 import torch
 from speechbrain.lobes.models.ECAPA_TDNN import Classifier
 
-CLASSIFIER_INITS = ("authors", "speechbrain")
+CLASSIFIER_INITS = ("authors", "xavier_normal", "speechbrain")
 
 
 def authors_init_bound(input_size, out_neurons):
@@ -59,7 +59,9 @@ class CosineClassifier(Classifier):
         Number of classes.
     init : str
         ``authors`` (uniform in ``±sqrt(6 / ((E + 1) n))``, the UniPool
-        authors' start) or ``speechbrain`` (SpeechBrain's Xavier-uniform).
+        authors' start), ``xavier_normal`` (normal with std
+        ``sqrt(2 / (E + n))``, the start of the authors' ECAPA-TDNN head,
+        TaoRuijie's) or ``speechbrain`` (SpeechBrain's Xavier-uniform).
     **kwargs
         Further arguments of ``Classifier`` (``lin_blocks``, ...).
 
@@ -82,3 +84,5 @@ class CosineClassifier(Classifier):
             bound = authors_init_bound(self.weight.shape[1], out_neurons)
             with torch.no_grad():
                 self.weight.uniform_(-bound, bound)
+        elif init == "xavier_normal":
+            torch.nn.init.xavier_normal_(self.weight, gain=1.0)

@@ -652,7 +652,7 @@ class SpeakerVerifier(SpeakerRecognition):
         with torch.no_grad(), self.inference_ctx:
             feats, feat_lens = self.mods.front_end(wavs, wav_lens)
             if not keep_layer_weights:
-                return backend(feats, feat_lens).float(), None
+                return _one_per_utterance(backend(feats, feat_lens)), None
             with backend.keeping_attention():
                 embeddings = backend(feats, feat_lens).float()
                 attention = backend.layer_attention_weights.float()
@@ -762,3 +762,13 @@ def _check_label_count(label_encoder, modules, label_file):
 def _sample_counts(wavs, wav_lens):
     """Relative lengths -> sample counts, as the SSL front-end rounds them."""
     return torch.round(wav_lens.double().cpu() * wavs.shape[1]).long()
+
+
+def _one_per_utterance(embeddings):
+    """``[B, K, E]`` window sets (SincNet's ``eval_output: windows``) become
+    their mean unit embedding ``[B, 1, E]``: a model folder scores trials by
+    one cosine, the unclamped form of the authors' window-pair score."""
+    embeddings = embeddings.float()
+    if embeddings.shape[1] == 1:
+        return embeddings
+    return F.normalize(embeddings, dim=-1).mean(dim=1, keepdim=True)

@@ -83,6 +83,10 @@ class LayerMeanPool(nn.Module):
     embedding_size : int, optional
         If given, a linear layer ``D -> embedding_size`` follows the mean;
         None (default) returns the mean itself (``E = D``).
+    pooling : str
+        ``mean`` (default): the mean of the valid frames; ``cls``: frame 0
+        alone, the output at the CLS frame that ``MultiLayerSSL(cls_frame=
+        True)`` prepends (FinetuneWV2 as the UniPool authors run it).
 
     Example
     -------
@@ -92,8 +96,13 @@ class LayerMeanPool(nn.Module):
     torch.Size([2, 1, 8])
     """
 
-    def __init__(self, input_size, layer_index=-1, embedding_size=None):
+    def __init__(
+        self, input_size, layer_index=-1, embedding_size=None, pooling="mean"
+    ):
         super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling: {pooling!r} is not one of mean, cls")
+        self.pooling = pooling
         self.input_size = input_size
         self.layer_index = layer_index
         if embedding_size is None:
@@ -132,7 +141,9 @@ class LayerMeanPool(nn.Module):
             )
         layer = hidden_states[:, self.layer_index]
         mask = frame_mask(lengths, frames, batch)
-        if mask is None:
+        if self.pooling == "cls":
+            mean = layer[:, 0]
+        elif mask is None:
             mean = layer.mean(dim=1)
         else:
             valid = mask.unsqueeze(-1)

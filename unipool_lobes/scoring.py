@@ -459,6 +459,77 @@ def cosine_score_trials(embeddings, ids, enrol_ids, test_ids, chunk_size=65536):
     return scores
 
 
+def window_pair_score_trials(
+    window_sets, ids, enrol_ids, test_ids, clamp=True, chunk_size=4096
+):
+    """Scores trials by the mean cosine over all pairs of their windows.
+
+    The UniPool authors' SincNet score: each utterance is a set of ``K``
+    window embeddings; a trial scores the mean, over the ``K x K`` pairs
+    of an enrolment and a test window, of their cosine clamped to
+    ``[0, 1]``. Without the clamp it equals the cosine-free dot product
+    of the two mean unit embeddings.
+
+    Arguments
+    ---------
+    window_sets : torch.Tensor
+        ``[N, K, E]`` window embeddings (normalised here).
+    ids : list of str
+        The N ids naming the rows.
+    enrol_ids : list of str
+        The enrolment id of each trial.
+    test_ids : list of str
+        The test id of each trial.
+    clamp : bool
+        Clamp each pair's cosine to ``[0, 1]`` (the authors') before the
+        mean.
+    chunk_size : int
+        Trials scored at once.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[n_trials]`` scores.
+
+    Raises
+    ------
+    KeyError
+        If trials name ids not in ``ids``.
+    ValueError
+        On shape mismatches or duplicate ids.
+
+    Example
+    -------
+    >>> sets = torch.tensor(
+    ...     [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [-1.0, 0.0]]]
+    ... )
+    >>> window_pair_score_trials(sets, ["a", "b"], ["a"], ["b"]).tolist()
+    [0.25]
+    >>> window_pair_score_trials(sets, ["a", "b"], ["a"], ["b"], clamp=False)
+    tensor([0.])
+    """
+    window_sets = torch.as_tensor(window_sets)
+    if window_sets.dim() != 3:
+        raise ValueError(
+            "window_sets must be [N, K, E], got shape "
+            f"{tuple(window_sets.shape)}"
+        )
+    row_of = trial_rows(ids, window_sets.shape[0], enrol_ids, test_ids)
+    enrol_rows = torch.tensor([row_of[i] for i in enrol_ids], dtype=torch.long)
+    test_rows = torch.tensor([row_of[i] for i in test_ids], dtype=torch.long)
+    unit = F.normalize(window_sets, dim=2)
+    scores = torch.empty(len(enrol_ids), dtype=unit.dtype)
+    for start in range(0, len(enrol_ids), chunk_size):
+        stop = start + chunk_size
+        pairs = unit[enrol_rows[start:stop]] @ unit[
+            test_rows[start:stop]
+        ].transpose(1, 2)
+        if clamp:
+            pairs = pairs.clamp(0.0, 1.0)
+        scores[start:stop] = pairs.mean(dim=(1, 2))
+    return scores
+
+
 def trial_rows(ids, n_rows, enrol_ids, test_ids):
     """Checks a trial list against an embedding table's row names.
 

@@ -37,7 +37,15 @@ from torch.nn import functional as F
 
 from unipool_lobes.unipool_masking import frame_mask
 
-__all__ = ["SincNet", "SincNetClassifier", "window_starts"]
+__all__ = [
+    "LastAxisLayerNorm",
+    "SincNet",
+    "SincNetClassifier",
+    "window_starts",
+]
+
+LAYER_NORMS = ("authors", "torch")
+EVAL_OUTPUTS = ("mean", "windows")
 
 _ACTIVATIONS = {
     "leaky_relu": lambda: nn.LeakyReLU(0.2),
@@ -96,11 +104,73 @@ def window_starts(num_samples, window, shift=None, num_windows=None):
     if last <= 0:
         return torch.zeros(1, dtype=torch.long)
     if num_windows is not None:
-        return torch.linspace(0, last, num_windows).long()
+        # float64 as numpy's linspace, then truncated as the authors' int().
+        starts = torch.linspace(0, last, num_windows, dtype=torch.float64)
+        return starts.long()
     starts = torch.arange(0, last + 1, shift)
     if starts[-1] < last:
         starts = torch.cat([starts, torch.tensor([last])])
     return starts
+
+
+class LastAxisLayerNorm(nn.Module):
+    """SincNet's layer norm: statistics over the last axis only.
+
+    On ``[N, C, T]`` feature maps each channel is normalised over time, not
+    channels and time jointly as ``nn.LayerNorm([C, T])`` does. As in the
+    SincNet (and UniPool) authors' code the standard deviation is the
+    unbiased one and ``eps`` is added to it, not to the variance; the gain
+    and bias have the full ``shape``.
+
+    Arguments
+    ---------
+    shape : int or list of int
+        Shape of the trailing axes (``[C, T]`` or ``E``).
+    eps : float
+        Added to the standard deviation.
+
+    Example
+    -------
+    >>> norm = LastAxisLayerNorm([2, 4])
+    >>> x = torch.tensor([[[1.0, 2.0, 3.0, 4.0], [10.0, 10.0, 10.0, 30.0]]])
+    >>> norm(x).mean(dim=-1).abs().max() < 1e-6
+    tensor(True)
+    """
+
+    def __init__(self, shape, eps=1e-6):
+        super().__init__()
+        shape = [shape] if isinstance(shape, int) else list(shape)
+        self.normalized_shape = tuple(shape)
+        self.weight = nn.Parameter(torch.ones(shape))
+        self.bias = nn.Parameter(torch.zeros(shape))
+        self.eps = eps
+
+    def forward(self, x):
+        """Normalises ``x`` over its last axis.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            ``[..., *shape]``.
+
+        Returns
+        -------
+        torch.Tensor
+            Same shape.
+        """
+        mean = x.mean(dim=-1, keepdim=True)
+        std = x.std(dim=-1, keepdim=True)
+        return self.weight * (x - mean) / (std + self.eps) + self.bias
+
+
+def _layer_norm(kind, shape):
+    if kind not in LAYER_NORMS:
+        raise ValueError(
+            f"layer_norm: {kind!r} is not one of {', '.join(LAYER_NORMS)}"
+        )
+    if kind == "authors":
+        return LastAxisLayerNorm(shape)
+    return nn.LayerNorm(shape)
 
 
 class SincNet(nn.Module):
@@ -142,6 +212,17 @@ class SincNet(nn.Module):
     windows_per_chunk : int
         At most this many windows go through the network at once in
         evaluation (bounds the memory of long utterances).
+    layer_norm : str
+        ``authors`` (default): SincNet's own layer norm, each channel over
+        time (:class:`LastAxisLayerNorm`); ``torch``: ``nn.LayerNorm``
+        over channels and time jointly.
+    eval_output : str
+        ``mean`` (default): evaluation gives one embedding per utterance,
+        ``[B, 1, E]``. ``windows``: the L2-normalised embeddings of its
+        ``eval_num_windows`` windows, ``[B, K, E]`` (an utterance with a
+        single window repeats it), for the authors' score, the mean
+        clamped cosine over all window pairs
+        (``unipool_lobes.scoring.window_pair_score_trials``).
 
     Raises
     ------
@@ -179,8 +260,18 @@ class SincNet(nn.Module):
         lin_activations=["leaky_relu", "none", "leaky_relu"],
         normalize_windows=True,
         windows_per_chunk=256,
+        layer_norm="authors",
+        eval_output="mean",
     ):
         super().__init__()
+        if eval_output not in EVAL_OUTPUTS:
+            raise ValueError(
+                f"eval_output: {eval_output!r} is not one of "
+                f"{', '.join(EVAL_OUTPUTS)}"
+            )
+        if eval_output == "windows" and not eval_num_windows:
+            raise ValueError("eval_output: windows needs eval_num_windows")
+        self.eval_output = eval_output
         if len(conv_kernel_sizes) != len(conv_channels):
             raise ValueError(
                 f"conv_kernel_sizes {conv_kernel_sizes} and conv_channels "
@@ -209,7 +300,7 @@ class SincNet(nn.Module):
         self.windows_per_chunk = windows_per_chunk
         self.pool_sizes = list(pool_sizes)
 
-        self.input_norm = nn.LayerNorm(self.window)
+        self.input_norm = _layer_norm(layer_norm, self.window)
         self.sinc = SincConv(
             out_channels=sinc_channels,
             kernel_size=sinc_kernel_size,
@@ -235,10 +326,12 @@ class SincNet(nn.Module):
                 self.convs.append(
                     nn.Conv1d(channels[index - 1], channels[index], kernel)
                 )
-            self.conv_norms.append(nn.LayerNorm([channels[index], frames]))
+            self.conv_norms.append(
+                _layer_norm(layer_norm, [channels[index], frames])
+            )
 
         flat_size = channels[-1] * frames
-        self.flat_norm = nn.LayerNorm(flat_size)
+        self.flat_norm = _layer_norm(layer_norm, flat_size)
         self.linears = nn.ModuleList()
         self.linear_norms = nn.ModuleList()
         self.activations = nn.ModuleList()
@@ -330,7 +423,8 @@ class SincNet(nn.Module):
             counts = mask.sum(dim=1)
         if self.training:
             return self._embed_random_windows(wav, counts).unsqueeze(1)
-        return self._embed_utterances(wav, counts).unsqueeze(1)
+        embeddings = self._embed_utterances(wav, counts)
+        return embeddings if embeddings.dim() == 3 else embeddings.unsqueeze(1)
 
     def _window_index(self, starts, count):
         """``[N, W]`` sample indices; short utterances wrap around."""
@@ -363,6 +457,15 @@ class SincNet(nn.Module):
                 for chunk in windows.split(self.windows_per_chunk)
             ]
         )
+        if self.eval_output == "windows":
+            unit = F.normalize(embeddings, dim=-1)
+            sets = [
+                unit[owners == row].expand(self.eval_num_windows, -1)
+                if int((owners == row).sum()) == 1
+                else unit[owners == row]
+                for row in range(wav.shape[0])
+            ]
+            return torch.stack(sets)
         if self.normalize_windows:
             embeddings = F.normalize(embeddings, dim=-1)
         totals = embeddings.new_zeros(wav.shape[0], embeddings.shape[1])
@@ -382,6 +485,9 @@ class SincNetClassifier(nn.Module):
         Embedding size ``E``.
     out_neurons : int
         Number of training speakers.
+    layer_norm : str
+        ``authors`` (SincNet's layer norm) or ``torch`` (``nn.LayerNorm``)
+        on the input.
 
     Example
     -------
@@ -393,9 +499,9 @@ class SincNetClassifier(nn.Module):
     [1.0, 1.0, 1.0]
     """
 
-    def __init__(self, input_size=2048, out_neurons=1211):
+    def __init__(self, input_size=2048, out_neurons=1211, layer_norm="authors"):
         super().__init__()
-        self.norm = nn.LayerNorm(input_size)
+        self.norm = _layer_norm(layer_norm, input_size)
         self.out = nn.Linear(input_size, out_neurons)
         bound = math.sqrt(0.01 / (input_size + out_neurons))
         nn.init.uniform_(self.out.weight, -bound, bound)

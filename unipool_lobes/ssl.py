@@ -46,9 +46,10 @@ class MultiLayerSSL(nn.Module):
     """All hidden states of a pretrained speech model, padding-invariant.
 
     The HF model is loaded with ``AutoModel.from_pretrained(source,
-    cache_dir=save_path)``. Its layerdrop is set to 0 (a skipped layer would
-    leave a hole in the stack, and random skips break DDP and determinism)
-    and its SpecAugment masking is off unless ``apply_spec_augment``.
+    cache_dir=save_path)``. The config's own layerdrop is set to 0 (HF's
+    skip would leave a hole in the stack); this module's ``layerdrop`` does
+    it instead, filling the hole. SpecAugment masking is off unless
+    ``apply_spec_augment``.
 
     Each transformer entry of the output is the raw output of its layer.
     Models with ``do_stable_layer_norm`` (the large ones) apply one more
@@ -95,6 +96,17 @@ class MultiLayerSSL(nn.Module):
     apply_spec_augment : bool
         Apply the model's own SpecAugment masking (its ``mask_time_prob``
         etc.) in training mode when fine-tuning. Default False.
+    cls_frame : bool
+        Prepend a frame of ones to the transformer input, after the feature
+        projection (and its SpecAugment masking): FinetuneWV2's CLS frame,
+        whose transformer output is the embedding. It is frame 0 of every
+        hidden state but the first, the lengths count it, and the returned
+        frames are one more. Default False.
+    layerdrop : float
+        In training (not frozen), drop each transformer layer with this
+        probability (the whole batch alone: fairseq's and HF's LayerDrop;
+        at least one layer runs). A dropped layer's hidden state repeats
+        its input. Under DDP, pass ``--find_unused_parameters``. Default 0.
     final_layer_norm : bool
         For stable-layer-norm models (``do_stable_layer_norm``: the large
         wav2vec 2.0 / HuBERT / WavLM), pass the last hidden state through
@@ -117,7 +129,8 @@ class MultiLayerSSL(nn.Module):
     config_overrides : dict, optional
         Values set on the model's config before it is built, e.g.
         ``{"mask_time_prob": 0.05, "mask_time_length": 10}``; an unknown
-        key is an error. ``layerdrop`` is always 0.
+        key is an error. The config's ``layerdrop`` is always 0 (see
+        ``layerdrop`` above).
     **from_pretrained_kwargs
         Passed to ``AutoConfig`` and ``AutoModel.from_pretrained`` (e.g.
         ``revision``).
@@ -157,6 +170,8 @@ class MultiLayerSSL(nn.Module):
         exact_padding=True,
         do_normalize=None,
         apply_spec_augment=False,
+        cls_frame=False,
+        layerdrop=0.0,
         final_layer_norm=False,
         frozen_steps=0,
         config_overrides=None,
@@ -205,6 +220,10 @@ class MultiLayerSSL(nn.Module):
         self.freeze_feature_extractor = freeze_feature_extractor
         self.exact_padding = exact_padding
         self.apply_spec_augment = apply_spec_augment
+        self.cls_frame = bool(cls_frame)
+        if not 0.0 <= layerdrop < 1.0:
+            raise ValueError(f"layerdrop must be in [0, 1), got {layerdrop}")
+        self.layerdrop = float(layerdrop)
         self.final_layer_norm = bool(final_layer_norm) and bool(
             getattr(config, "do_stable_layer_norm", False)
         )
@@ -394,6 +413,18 @@ class MultiLayerSSL(nn.Module):
             hidden = self.model._mask_hidden_states(
                 hidden, attention_mask=frame_mask
             )
+        if self.cls_frame:
+            hidden = torch.cat(
+                [hidden.new_ones(hidden.shape[0], 1, hidden.shape[2]), hidden],
+                dim=1,
+            )
+            frame_lens = frame_lens + 1
+            num_frames += 1
+            if frame_mask is not None:
+                frame_mask = torch.cat(
+                    [frame_mask.new_ones(frame_mask.shape[0], 1), frame_mask],
+                    dim=1,
+                )
         hidden_states = self._encode(hidden, frame_mask)
         if padded:
             hidden_states.masked_fill_(~frame_mask[:, None, :, None], 0)
@@ -423,36 +454,44 @@ class MultiLayerSSL(nn.Module):
         """Runs the HF encoder, keeping the input and output of each layer.
 
         Each one is written into a preallocated ``[B, L, T, D]`` tensor as
-        soon as it exists, so that a frozen model holds no second copy.
+        soon as it exists, so that a frozen model holds no second copy. A
+        layer dropped by LayerDrop passes its input on unchanged, so its
+        entry repeats the previous one.
         """
         layers = self.model.encoder.layers
         batch, num_frames, width = hidden.shape
         stacked = hidden.new_empty(
             batch, self.num_hidden_states, num_frames, width
         )
-        filled = []
-
-        def keep(tensor):
-            last = len(filled) == self.num_hidden_states - 1
-            if last and self.final_layer_norm:
-                tensor = self.model.encoder.layer_norm(tensor)
-            if len(filled) < self.num_hidden_states:
-                stacked[:, len(filled)] = tensor
-            filled.append(True)
+        kept = self._layers_to_run(len(layers))
+        last = len(layers) - 1
 
         def keep_input(module, args, kwargs):
-            keep(args[0] if args else kwargs["hidden_states"])
+            stacked[:, 0] = args[0] if args else kwargs["hidden_states"]
 
-        def keep_output(module, args, output):
-            keep(output[0] if isinstance(output, tuple) else output)
+        def keep_output_of(index):
+            def keep_output(module, args, output):
+                tensor = output[0] if isinstance(output, tuple) else output
+                if index == last and self.final_layer_norm:
+                    tensor = self.model.encoder.layer_norm(tensor)
+                stacked[:, index + 1] = tensor
+
+            return keep_output
 
         handles = [
-            layers[0].register_forward_pre_hook(keep_input, with_kwargs=True)
+            layers[kept[0]].register_forward_pre_hook(
+                keep_input, with_kwargs=True
+            )
         ]
         handles += [
-            layer.register_forward_hook(keep_output) for layer in layers
+            layers[index].register_forward_hook(keep_output_of(index))
+            for index in kept
         ]
         try:
+            if len(kept) < len(layers):
+                self.model.encoder.layers = nn.ModuleList(
+                    layers[index] for index in kept
+                )
             with warnings.catch_warnings():
                 # WavLM pairs a bool padding mask with a float position
                 # bias; torch warns but handles it right.
@@ -461,14 +500,32 @@ class MultiLayerSSL(nn.Module):
                 )
                 self.model.encoder(hidden, attention_mask=frame_mask)
         finally:
+            self.model.encoder.layers = layers
             for handle in handles:
                 handle.remove()
-        if len(filled) != self.num_hidden_states:
-            raise RuntimeError(
-                f"expected {self.num_hidden_states} hidden states from the "
-                f"encoder, got {len(filled)}: did a layer get skipped?"
+        for index in range(len(layers)):
+            if index not in kept:
+                stacked[:, index + 1] = stacked[:, index]
+        if self.final_layer_norm and last not in kept:
+            stacked[:, -1] = self.model.encoder.layer_norm(
+                stacked[:, -1].clone()
             )
         return stacked
+
+    def _layers_to_run(self, num_layers):
+        """LayerDrop: the indices of the layers this forward pass runs.
+
+        In training (not frozen), each layer is dropped with probability
+        ``layerdrop``, for the whole batch, as fairseq and HF do; at least
+        one layer runs, and WavLM's first layer always does (it computes
+        the relative position bias the others reuse).
+        """
+        if not (self.layerdrop and self.training and not self.freeze):
+            return list(range(num_layers))
+        drops = (torch.rand(num_layers) < self.layerdrop).tolist()
+        if self.model.config.model_type == "wavlm" or all(drops):
+            drops[0] = False
+        return [index for index, dropped in enumerate(drops) if not dropped]
 
     def _keep_first_layers(self, num_layers):
         """Removes the transformer layers after the first ``num_layers``."""
