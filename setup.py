@@ -33,6 +33,9 @@ setup(
             # A test that hangs fails at the timeout of pyproject.toml
             # instead of holding CI for its whole budget.
             "pytest-timeout>=2.2",
+            # Two workers, one test file each (module fixtures stay shared
+            # within a file): the suite's recipe runs are single-threaded.
+            "pytest-xdist>=3.5",
             "ruff>=0.12",
             "yamllint>=1.35",
         ]

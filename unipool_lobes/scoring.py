@@ -446,9 +446,9 @@ def cosine_score_trials(embeddings, ids, enrol_ids, test_ids, chunk_size=65536):
         raise ValueError(
             f"embeddings must be [N, E], got shape {tuple(embeddings.shape)}"
         )
-    row_of = trial_rows(ids, embeddings.shape[0], enrol_ids, test_ids)
-    enrol_rows = torch.tensor([row_of[i] for i in enrol_ids], dtype=torch.long)
-    test_rows = torch.tensor([row_of[i] for i in test_ids], dtype=torch.long)
+    enrol_rows, test_rows = _trial_indices(
+        ids, embeddings.shape[0], enrol_ids, test_ids
+    )
     unit = F.normalize(embeddings, dim=1)
     scores = torch.empty(len(enrol_ids), dtype=unit.dtype)
     for start in range(0, len(enrol_ids), chunk_size):
@@ -514,9 +514,9 @@ def window_pair_score_trials(
             "window_sets must be [N, K, E], got shape "
             f"{tuple(window_sets.shape)}"
         )
-    row_of = trial_rows(ids, window_sets.shape[0], enrol_ids, test_ids)
-    enrol_rows = torch.tensor([row_of[i] for i in enrol_ids], dtype=torch.long)
-    test_rows = torch.tensor([row_of[i] for i in test_ids], dtype=torch.long)
+    enrol_rows, test_rows = _trial_indices(
+        ids, window_sets.shape[0], enrol_ids, test_ids
+    )
     unit = F.normalize(window_sets, dim=2)
     scores = torch.empty(len(enrol_ids), dtype=unit.dtype)
     for start in range(0, len(enrol_ids), chunk_size):
@@ -528,6 +528,14 @@ def window_pair_score_trials(
             pairs = pairs.clamp(0.0, 1.0)
         scores[start:stop] = pairs.mean(dim=(1, 2))
     return scores
+
+
+def _trial_indices(ids, n_rows, enrol_ids, test_ids):
+    """The table rows of each trial's two sides, as index tensors."""
+    row_of = trial_rows(ids, n_rows, enrol_ids, test_ids)
+    enrol_rows = torch.tensor([row_of[i] for i in enrol_ids], dtype=torch.long)
+    test_rows = torch.tensor([row_of[i] for i in test_ids], dtype=torch.long)
+    return enrol_rows, test_rows
 
 
 def trial_rows(ids, n_rows, enrol_ids, test_ids):
