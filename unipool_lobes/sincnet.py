@@ -459,10 +459,9 @@ class SincNet(nn.Module):
         )
         if self.eval_output == "windows":
             unit = F.normalize(embeddings, dim=-1)
+            # K windows each; a short utterance's single window repeated.
             sets = [
                 unit[owners == row].expand(self.eval_num_windows, -1)
-                if int((owners == row).sum()) == 1
-                else unit[owners == row]
                 for row in range(wav.shape[0])
             ]
             return torch.stack(sets)
