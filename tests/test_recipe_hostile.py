@@ -5,7 +5,6 @@ The script runs in-process (its ``main``) so the cases that must fail fast
 cost no model training.
 """
 
-import importlib.util
 import pathlib
 import shutil
 import sys
@@ -13,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile
+from recipe_script import load_recipe_script
 
 from data_prep.common import read_csv, write_csv_atomic
 from data_prep.mini_corpus import write_mini_vctk
@@ -23,15 +23,6 @@ RECIPES = pathlib.Path(__file__).resolve().parents[1] / "recipes"
 YAML = RECIPES / "VCTK" / "hparams" / "unipool_vctk.yaml"
 sys.path.insert(0, str(RECIPES / "VCTK"))
 from demo import demo_overrides  # noqa: E402
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "train_speaker_embeddings", RECIPES / "train_speaker_embeddings.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +60,7 @@ def _run(prepared, tmp_path, prep=None, **extra):
         str(YAML),
         *demo_overrides(corpus, model, str(tmp_path / "run"), 2, 1, **settings),
     ]
-    return _load_script().main(argv)
+    return load_recipe_script().main(argv)
 
 
 def test_mistyped_yaml_key(prepared, tmp_path):

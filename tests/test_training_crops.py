@@ -5,7 +5,6 @@ kept whole and zero-padded in the batch: every case below asserting a
 full-length, tiled crop failed on that code.
 """
 
-import importlib.util
 import pathlib
 
 import numpy as np
@@ -14,6 +13,7 @@ import soundfile
 import speechbrain as sb
 import torch
 import yaml
+from recipe_script import load_recipe_script
 
 from data_prep.common import write_csv_atomic
 from unipool_lobes.cropping import wrap_pad
@@ -22,18 +22,9 @@ RECIPES = pathlib.Path(__file__).resolve().parents[1] / "recipes"
 RATE = 16000
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "train_speaker_embeddings", RECIPES / "train_speaker_embeddings.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def script():
-    return _load_script()
+    return load_recipe_script()
 
 
 def _hparams(tmp_path, durations, crop_padding, crop_seconds=3.0):
