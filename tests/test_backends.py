@@ -56,6 +56,27 @@ def _backends():
         "lap": lambda: LAP(
             INPUT_SIZE, NUM_LAYERS, channels=16, num_heads=4, embedding_size=24
         ),
+        "lap_authors_options": lambda: LAP(
+            INPUT_SIZE,
+            NUM_LAYERS,
+            channels=16,
+            num_heads=4,
+            embedding_size=24,
+            context_std="unbiased",
+            time_dropout_mode="frames",
+            init="authors",
+        ),
+        "mhfa_lap_aggregators": lambda: MHFA(
+            INPUT_SIZE,
+            NUM_LAYERS,
+            num_heads=4,
+            compression_dim=8,
+            embedding_size=24,
+            layer_aggregation="lap",
+            lap_channels=16,
+            lap_num_heads=4,
+            init="authors",
+        ),
         "mean_pool_projected": lambda: LayerMeanPool(
             INPUT_SIZE, layer_index=1, embedding_size=24
         ),

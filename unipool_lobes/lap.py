@@ -21,6 +21,12 @@ runs it on the valid frames only (gathered from the padded batch): padding
 cannot reach an embedding and the batch normalisation statistics of
 training are those of the valid frames.
 
+With ``context_std="unbiased"``, ``time_dropout_mode="frames"`` and
+``init="authors"`` the backend is the authors' (``tests/test_lap_parity.py``
+checks it against a re-implementation of their classes, with weights
+mapped by :mod:`unipool_lobes.lap_authors`); the defaults keep the
+attentive statistics pooling of this package's UniPool.
+
 Authors
  * unipool-sv developers 2026
 """
@@ -33,7 +39,69 @@ from unipool_lobes.mean_pool import check_hidden_states
 from unipool_lobes.unipool_masking import frame_mask
 from unipool_lobes.unipool_pooling import AttentiveStatisticsPooling
 
-__all__ = ["LAP", "LayerAttentivePooling"]
+__all__ = [
+    "INITS",
+    "LAP",
+    "LayerAttentivePooling",
+    "authors_init_",
+    "check_init",
+    "pool_layers_per_frame",
+]
+
+# Choices of the ``init`` option of LAP and MHFA.
+INITS = ("authors", "pytorch")
+
+
+def authors_init_(module):
+    """Initialises ``module`` in place as the LAP authors do their backend.
+
+    Their rule, by parameter name: Xavier-uniform for every parameter of
+    rank 2 or more whose name contains ``weight``, zeros for every other
+    one whose name contains ``bias``; the rest (batch-norm scales, MHFA's
+    layer logits) keep their value. Our parameters have the authors'
+    shapes (or, for 1x1 convolutions stored as linear layers, the same
+    fans), so the distributions are theirs.
+
+    Arguments
+    ---------
+    module : torch.nn.Module
+        The backend.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``module``.
+
+    Example
+    -------
+    >>> layer = authors_init_(nn.Linear(4, 3))
+    >>> layer.bias
+    Parameter containing:
+    tensor([0., 0., 0.], requires_grad=True)
+    """
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            if "weight" in name and parameter.dim() > 1:
+                nn.init.xavier_uniform_(parameter)
+            elif "bias" in name:
+                nn.init.zeros_(parameter)
+    return module
+
+
+def check_init(init):
+    """Raises ValueError unless ``init`` is one of :data:`INITS`.
+
+    Arguments
+    ---------
+    init : str
+        The ``init`` option of a backend.
+
+    Example
+    -------
+    >>> check_init("authors")
+    """
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
 
 
 class LayerAttentivePooling(nn.Module):
@@ -154,7 +222,10 @@ class LayerAttentivePooling(nn.Module):
             ``[N, out_channels]``.
         """
         heads = self._heads(frames)
-        weights = self.dropout(torch.sigmoid(self._scores(heads)))
+        # Contiguous [N, H, L], the authors' memory order: dropout then
+        # draws their masks from the same random stream.
+        scores = self._scores(heads).contiguous()
+        weights = self.dropout(torch.sigmoid(scores))
         weighted = heads * weights.transpose(1, 2).unsqueeze(-1)
         pooled = weighted.amax(dim=1).flatten(start_dim=1)
         return self.output_norm(self.output_projection(pooled))
@@ -166,15 +237,19 @@ class LAP(nn.Module):
     :class:`LayerAttentivePooling` on every valid frame, then attentive
     statistics pooling over time (the attention sees the utterance's mean
     and standard deviation; masked softmax), ``BatchNorm1d(2C)``,
-    ``Linear(2C, E)`` and ``BatchNorm1d(E)``. Weights are Xavier-uniform
-    and biases zero, as the authors initialise the whole backend.
+    ``Linear(2C, E)`` and ``BatchNorm1d(E)``. By default (``init="authors"``)
+    weights are Xavier-uniform and biases zero, as the authors initialise
+    the whole backend.
 
-    Differences from the authors' code: the time pooling is masked (theirs
-    sees no lengths) and uses the biased masked standard deviation for its
-    context (theirs, unmasked, uses the unbiased one); in training, dropout
-    acts on the attention weights (this package's UniPool
-    ``AttentiveStatisticsPooling``, reused here) where theirs drops whole
-    frames from the softmax. Evaluation on unpadded input matches theirs.
+    With ``context_std="unbiased"`` and ``time_dropout_mode="frames"`` the
+    time pooling is the authors' ASTP, in training too; the defaults keep
+    this package's UniPool ``AttentiveStatisticsPooling`` (biased std,
+    element-wise dropout on the attention weights), which the authors'
+    backend matches in evaluation up to the context std's factor
+    ``sqrt(N / (N - 1))``. One difference remains: ours sees the lengths
+    (padded frames stay out of the batch-norm statistics and the time
+    pooling; theirs get no lengths), so on unpadded input the two are the
+    same.
 
     Arguments
     ---------
@@ -191,6 +266,20 @@ class LAP(nn.Module):
         Size ``E`` of the embedding.
     dropout : float
         Dropout on the layer scores and the time attention in training.
+    context_std : str
+        The std over time in the attention context: ``"biased"`` (UniPool's)
+        or ``"unbiased"`` (the authors'); see
+        :class:`~unipool_lobes.unipool_pooling.AttentiveStatisticsPooling`.
+    time_dropout_mode : str
+        The time attention's training dropout: ``"weights"`` (element-wise
+        on the attention weights, rescaled; UniPool's) or ``"frames"``
+        (whole frames out of the softmax, one draw per utterance and frame,
+        no rescaling; the authors').
+    init : str
+        ``"authors"``: :func:`authors_init_` (Xavier-uniform weights, zero
+        biases, batch-norm scales 1), as the authors' ``init_weights``;
+        ``"pytorch"``: each layer's PyTorch default (and Xavier for the
+        layer MLP, as :class:`LayerAttentivePooling` does).
 
     Example
     -------
@@ -198,6 +287,11 @@ class LAP(nn.Module):
     ...           embedding_size=8)
     >>> hidden_states = torch.randn(2, 5, 20, 32)
     >>> lap(hidden_states, torch.tensor([1.0, 0.7])).shape
+    torch.Size([2, 1, 8])
+    >>> authors = LAP(input_size=32, num_layers=5, channels=16, num_heads=4,
+    ...               embedding_size=8, context_std="unbiased",
+    ...               time_dropout_mode="frames", init="authors")
+    >>> authors(hidden_states).shape
     torch.Size([2, 1, 8])
     """
 
@@ -209,22 +303,28 @@ class LAP(nn.Module):
         num_heads=16,
         embedding_size=192,
         dropout=0.1,
+        context_std="biased",
+        time_dropout_mode="weights",
+        init="authors",
     ):
         super().__init__()
+        check_init(init)
         self.input_size = input_size
         self.num_layers = num_layers
         self.layer_pooling = LayerAttentivePooling(
             input_size, num_layers, channels, num_heads, dropout
         )
-        self.time_pooling = AttentiveStatisticsPooling(channels, dropout)
+        self.time_pooling = AttentiveStatisticsPooling(
+            channels,
+            dropout,
+            context_std=context_std,
+            dropout_mode=time_dropout_mode,
+        )
         self.pooled_norm = nn.BatchNorm1d(2 * channels)
         self.embedding = nn.Linear(2 * channels, embedding_size)
         self.embedding_norm = nn.BatchNorm1d(embedding_size)
-        for name, parameter in self.named_parameters():
-            if name.endswith("bias"):
-                nn.init.zeros_(parameter)
-            elif parameter.dim() > 1:
-                nn.init.xavier_uniform_(parameter)
+        if init == "authors":
+            authors_init_(self)
 
     def forward(self, hidden_states, lengths=None):
         """Returns the embeddings.
@@ -245,14 +345,46 @@ class LAP(nn.Module):
             hidden_states, self.num_layers, self.input_size
         )
         mask = frame_mask(lengths, num_frames, batch)
-        frames = hidden_states.transpose(1, 2)  # [B, T, L, D]
-        if mask is None:
-            pooled = self.layer_pooling(frames.flatten(end_dim=1))
-            per_frame = pooled.view(batch, num_frames, -1)
-        else:
-            pooled = self.layer_pooling(frames[mask])
-            per_frame = pooled.new_zeros(batch, num_frames, pooled.shape[-1])
-            per_frame[mask] = pooled
+        per_frame = pool_layers_per_frame(
+            self.layer_pooling, hidden_states, mask
+        )
         statistics = self.time_pooling(per_frame.transpose(1, 2), mask)
         embedding = self.embedding(self.pooled_norm(statistics))
         return self.embedding_norm(embedding).unsqueeze(1)
+
+
+def pool_layers_per_frame(layer_pooling, hidden_states, mask=None):
+    """Runs a :class:`LayerAttentivePooling` on the valid frames only.
+
+    Arguments
+    ---------
+    layer_pooling : LayerAttentivePooling
+        The layer pooling.
+    hidden_states : torch.Tensor
+        ``[B, L, T, D]`` hidden states.
+    mask : torch.Tensor, optional
+        ``[B, T]`` bool, True at valid frames; None means all valid.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, T, C]``, zero at padded frames.
+
+    Example
+    -------
+    >>> pool = LayerAttentivePooling(8, num_layers=3, out_channels=4,
+    ...                              num_heads=2)
+    >>> mask = torch.tensor([[True, True, False]])
+    >>> out = pool_layers_per_frame(pool, torch.randn(1, 3, 3, 8), mask)
+    >>> out.shape, bool(out[0, 2].eq(0).all())
+    (torch.Size([1, 3, 4]), True)
+    """
+    batch, _, num_frames, _ = hidden_states.shape
+    frames = hidden_states.transpose(1, 2)  # [B, T, L, D]
+    if mask is None:
+        pooled = layer_pooling(frames.flatten(end_dim=1))
+        return pooled.view(batch, num_frames, -1)
+    pooled = layer_pooling(frames[mask])
+    per_frame = pooled.new_zeros(batch, num_frames, pooled.shape[-1])
+    per_frame[mask] = pooled
+    return per_frame

@@ -23,6 +23,10 @@ WEIGHTED_VARIANCE_FLOOR = 1e-4
 # Variance floor of the global-context std: only keeps the gradient of the
 # root finite on a constant channel (the authors have none).
 CONTEXT_VARIANCE_FLOOR = 1e-12
+# Choices of AttentiveStatisticsPooling's context_std and dropout_mode.
+CONTEXT_STDS = ("biased", "unbiased")
+DROPOUT_MODES = ("weights", "frames")
+_FP32 = torch.float32
 
 
 class LayerAttentionPooling(nn.Module):
@@ -147,15 +151,33 @@ class AttentiveStatisticsPooling(nn.Module):
     It differs from SpeechBrain's ECAPA ``AttentiveStatisticsPooling``
     (no tanh there, a floor of 1e-12, no dropout, attention width not tied
     to the input), hence its own class. All statistics are computed in
-    float32, also under autocast: ``E[x^2] - mu^2`` cancels badly in half
-    precision.
+    float32 at least (float64 input stays float64), also under autocast:
+    ``E[x^2] - mu^2`` cancels badly in half precision.
+
+    Two options serve the LAP authors' ASTP (their ``astp.py``), whose
+    attention context holds the unbiased std and whose training dropout
+    removes whole frames from the softmax; the defaults are UniPool's.
 
     Arguments
     ---------
     channels : int
         Input channels ``C`` (``4 * conv_channels`` in UniPool).
     dropout : float
-        Dropout on the attention weights in training.
+        Dropout rate in training (see ``dropout_mode``).
+    context_std : str
+        The std of the attention context: ``"biased"`` (divided by the
+        number of valid frames ``N``; UniPool's) or ``"unbiased"`` (by
+        ``N - 1``, or by 1 when ``N = 1``; the LAP authors').
+    dropout_mode : str
+        ``"weights"``: element-wise inverted dropout on the attention
+        weights after the softmax (UniPool's). ``"frames"``: one Bernoulli
+        draw per utterance and frame, shared by all channels, removes the
+        frame from the softmax (its logit set to the dtype's lowest
+        value, no rescaling; the LAP authors'). Padded frames stay out
+        even when every valid frame of an utterance is dropped: the
+        weights are then uniform over the valid frames, as the authors'
+        are over all frames. Either acts while ``self.dropout`` is in
+        training mode.
 
     Example
     -------
@@ -166,8 +188,26 @@ class AttentiveStatisticsPooling(nn.Module):
     torch.Size([2, 16])
     """
 
-    def __init__(self, channels, dropout=0.1):
+    def __init__(
+        self,
+        channels,
+        dropout=0.1,
+        context_std="biased",
+        dropout_mode="weights",
+    ):
         super().__init__()
+        if context_std not in CONTEXT_STDS:
+            raise ValueError(
+                f"context_std must be one of {CONTEXT_STDS}, got "
+                f"{context_std!r}"
+            )
+        if dropout_mode not in DROPOUT_MODES:
+            raise ValueError(
+                f"dropout_mode must be one of {DROPOUT_MODES}, got "
+                f"{dropout_mode!r}"
+            )
+        self.context_std = context_std
+        self.dropout_mode = dropout_mode
         # PyTorch default initialisation here, as in the authors' code.
         self.attention_hidden = nn.Conv1d(channels * 3, channels // 2, 1)
         self.attention_activation = nn.ReLU()
@@ -191,20 +231,27 @@ class AttentiveStatisticsPooling(nn.Module):
             ``[B, 2C]``: attentive mean then attentive std, float32.
         """
         with torch.autocast(device_type=x.device.type, enabled=False):
-            return self._pool(x.float(), mask)
+            return self._pool(x.to(torch.promote_types(x.dtype, _FP32)), mask)
 
     def _pool(self, x, mask):
-        """Float32 body of :meth:`forward`."""
+        """Float32 (or float64) body of :meth:`forward`."""
         frames = x.shape[-1]
         valid = time_mask_like(mask, x)
+        unbiased = self.context_std == "unbiased"
         if mask is None:
             mean = x.mean(dim=-1, keepdim=True)
-            var = (x - mean).pow(2).mean(dim=-1, keepdim=True)
+            if unbiased:
+                squares = (x - mean).pow(2).sum(dim=-1, keepdim=True)
+                var = squares / max(frames - 1, 1)
+            else:
+                var = (x - mean).pow(2).mean(dim=-1, keepdim=True)
         else:
             x = x.masked_fill(~valid, 0.0)
             count = valid.sum(dim=-1, keepdim=True)
             mean = x.sum(dim=-1, keepdim=True) / count
             centred = (x - mean).masked_fill(~valid, 0.0)
+            if unbiased:
+                count = (count - 1).clamp(min=1)
             var = centred.pow(2).sum(dim=-1, keepdim=True) / count
         std = var.clamp(min=CONTEXT_VARIANCE_FLOOR).sqrt()
         context = torch.cat(
@@ -213,9 +260,28 @@ class AttentiveStatisticsPooling(nn.Module):
         hidden = self.attention_activation(self.attention_hidden(context))
         hidden = masked_batch_norm(self.attention_norm, hidden, mask)
         logits = self.attention_output(hidden)
+        if self.dropout_mode == "frames":
+            return self._statistics(x, self._drop_frames(logits, valid))
         if mask is not None:
             logits = logits.masked_fill(~valid, torch.finfo(logits.dtype).min)
-        weights = self.dropout(logits.softmax(dim=-1))
+        return self._statistics(x, self.dropout(logits.softmax(dim=-1)))
+
+    def _drop_frames(self, logits, valid):
+        """Softmax over time without dropped (training) or padded frames."""
+        rate = self.dropout.p
+        if self.dropout.training and rate > 0:
+            batch, _, frames = logits.shape
+            draws = torch.rand((batch, 1, frames), device=logits.device)
+            dropped = draws < rate
+            logits = logits.masked_fill(dropped, torch.finfo(logits.dtype).min)
+        if valid is not None:
+            # Below the dropped frames' value: padding stays out even when
+            # every valid frame is dropped.
+            logits = logits.masked_fill(~valid, float("-inf"))
+        return logits.softmax(dim=-1)
+
+    def _statistics(self, x, weights):
+        """Attentive mean and std of ``x`` ``[B, C, T]``: ``[B, 2C]``."""
         attentive_mean = (x * weights).sum(dim=-1)
         second_moment = (x.pow(2) * weights).sum(dim=-1)
         attentive_var = second_moment - attentive_mean.pow(2)
