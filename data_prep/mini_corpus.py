@@ -931,6 +931,88 @@ def write_mini_voxceleb(
     return str(folder)
 
 
+def write_mini_voxceleb_setting(
+    root, groups, n_trials_per_class=20, seed=3, **audio
+):
+    """Writes a mini VoxCeleb1 and VoxCeleb2 with lists in the published
+    form, the inputs of :func:`data_prep.voxceleb.prepare_voxceleb`.
+
+    VoxCeleb1 (dev and test speakers, with an official-style
+    ``veri_test2.txt`` over the test speakers) goes to ``root/vox1`` in
+    SpeechBrain's layout; VoxCeleb2 dev and test to ``root/vox2`` in the
+    authors' (``vox2_dev_wav/``, ``vox2_test_wav/``). ``root/lists`` holds
+    the authors' published lists' form: ``speakers/speaker-<group>.csv``
+    and ``trials/trials-vox1.csv`` (Vox1-O).
+
+    Arguments
+    ---------
+    root : str or path
+        An empty folder.
+    groups : dict
+        Speaker IDs of ``vox1-dev``, ``vox1-test``, ``vox2-dev`` and
+        ``vox2-test``.
+    n_trials_per_class : int
+        Target and non-target trials of the Vox1-O list.
+    seed : int
+        Seed of the VoxCeleb1 audio (VoxCeleb2's is ``seed + 1``).
+    **audio
+        Passed to :func:`write_mini_voxceleb` (``duration_range``,
+        ``videos_per_speaker``, ``utterances_per_video``).
+
+    Returns
+    -------
+    data_folders : str
+        The two roots, comma-separated, as the recipes take them.
+    lists : pathlib.Path
+        The folder of the lists (``speakers/``, ``trials/``).
+
+    Example
+    -------
+    >>> groups = {"vox1-dev": ["id10001"], "vox1-test": ["id10270",
+    ...     "id10271"], "vox2-dev": ["id00012"], "vox2-test": ["id00017"]}
+    >>> roots, lists = write_mini_voxceleb_setting(
+    ...     getfixture("tmp_path"), groups, n_trials_per_class=2,
+    ...     duration_range=(0.5, 0.6), videos_per_speaker=1,
+    ...     utterances_per_video=2)
+    >>> sorted(p.name for p in (lists / "speakers").iterdir())[0]
+    'speaker-vox1-dev.csv'
+    """
+    root = pathlib.Path(root)
+    vox1 = write_mini_voxceleb(
+        root / "vox1",
+        speakers=groups["vox1-dev"] + groups["vox1-test"],
+        test_speakers=groups["vox1-test"],
+        n_trials_per_class=n_trials_per_class,
+        seed=seed,
+        **audio,
+    )
+    for subset in ("dev", "test"):
+        write_mini_voxceleb(
+            root / "vox2",
+            speakers=groups[f"vox2-{subset}"],
+            test_speakers=(),
+            audio_folder=f"vox2_{subset}_wav",
+            seed=seed + 1,
+            **audio,
+        )
+    lists = root / "lists"
+    (lists / "speakers").mkdir(parents=True)
+    for name, speakers in groups.items():
+        (lists / "speakers" / f"speaker-{name}.csv").write_text(
+            "ID\n" + "\n".join(speakers) + "\n"
+        )
+    # The published Vox1-O list's form, from the corpus's official list.
+    rows = ["LABEL,SAMPLE1,SAMPLE2"]
+    official = (pathlib.Path(vox1) / "veri_test2.txt").read_text()
+    for line in official.split("\n"):
+        if line:
+            label, enrol, test = line.split()
+            rows.append(f"{label},vox1_test_wav/{enrol},vox1_test_wav/{test}")
+    (lists / "trials").mkdir()
+    (lists / "trials/trials-vox1.csv").write_text("\n".join(rows) + "\n")
+    return f"{vox1},{root / 'vox2'}", lists
+
+
 def _voxceleb_command(commands):
     """Adds the ``voxceleb`` subcommand to the command line."""
     command = commands.add_parser(

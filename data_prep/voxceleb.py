@@ -15,7 +15,13 @@ The two settings of the paper (speaker lists published by the authors):
 * ``"vox2"``: train on VoxCeleb2 dev (5,994 speakers), validate on Vox1-O,
   test on the VoxCeleb2 test list; Vox1-E and Vox1-H
   (``list_test_all2.txt``, ``list_test_hard2.txt``) are prepared as extra
-  test sets when found.
+  test sets when found;
+* ``"vox2_sota"`` (the LAP authors' pipeline, not the UniPool paper's):
+  train on VoxCeleb2 dev, report Vox1-O (and Vox1-E/H when found), and
+  select checkpoints on the trial list drawn from the VoxCeleb2 test
+  speakers, held out from training and from every reported list (the LAP
+  authors select on the reported lists themselves: the recipes offer that
+  only as the named option ``select_on: test``).
 
 The authors did not publish their VoxCeleb2 trial list (test list of
 ``"vox2"``, validation list of ``"vox1"``). Ours is drawn, seeded, by the
@@ -102,6 +108,7 @@ AUTHORS_FOLDERS = (
 SETTINGS = {
     "vox1": {"train": "vox1-dev", "valid": "vox2", "test": "vox1_o"},
     "vox2": {"train": "vox2-dev", "valid": "vox1_o", "test": "vox2"},
+    "vox2_sota": {"train": "vox2-dev", "valid": "vox2", "test": "vox1_o"},
 }
 VOX2_TEST_SPEAKERS = "vox2-test"
 # How the VoxCeleb2 test list is drawn (see vox2_trials).
@@ -608,12 +615,13 @@ def prepare_voxceleb(
     data_folders : str, path or list
         VoxCeleb roots (a list or ``"a,b"``); see :func:`find_speaker_folders`
         for the layouts. The ``vox1`` setting needs VoxCeleb1 and the
-        VoxCeleb2 test speakers; ``vox2`` needs VoxCeleb2 dev and test and
-        the VoxCeleb1 test speakers.
+        VoxCeleb2 test speakers; ``vox2`` and ``vox2_sota`` need VoxCeleb2
+        dev and test and the VoxCeleb1 test speakers.
     save_folder : str or path
         Where manifests, trials and the scan caches are written.
     setting : str
-        ``"vox1"`` or ``"vox2"`` (see the module docstring).
+        ``"vox1"``, ``"vox2"`` or ``"vox2_sota"`` (see the module
+        docstring).
     split_source : str
         ``"paper"``: the authors' speaker lists (the official VoxCeleb
         dev/test speakers) and their Vox1-O list.
@@ -627,8 +635,8 @@ def prepare_voxceleb(
     vox1_eh_trials : str, dict or None
         ``"auto"`` (look for ``list_test_all2.txt`` and
         ``list_test_hard2.txt`` in the roots and their ``meta/``), a dict
-        ``{"vox1_e": path, "vox1_h": path}``, or None. Used in the ``vox2``
-        setting only (the ``vox1`` setting trains on their speakers).
+        ``{"vox1_e": path, "vox1_h": path}``, or None. Used in the settings
+        that train on VoxCeleb2 only (``vox1`` trains on their speakers).
     seed : int
         Seed of the VoxCeleb2 trial list.
     n_vox2_trials_per_class : int
@@ -703,7 +711,9 @@ def prepare_voxceleb(
     outputs["test_trials"] = save_folder / "test_trials.csv"
     outputs["problems"] = save_folder / "prepare_problems.txt"
     if setting not in SETTINGS:
-        raise ValueError(f"setting {setting!r}: use 'vox1' or 'vox2'")
+        raise ValueError(
+            f"setting {setting!r}: use one of {', '.join(sorted(SETTINGS))}"
+        )
     if vox2_trials_rule not in VOX2_TRIAL_RULES:
         raise ValueError(
             f"vox2_trials_rule {vox2_trials_rule!r}: use one of "
@@ -716,7 +726,10 @@ def prepare_voxceleb(
             "speakers; pass vox1_o_trials to use another Vox1-O list"
         )
     roots = parse_data_folders(data_folders)
-    eh_lists = _eh_lists(vox1_eh_trials, roots) if setting == "vox2" else {}
+    # Vox1-E/H hold VoxCeleb1 dev speakers: extra test sets only for the
+    # settings that train on VoxCeleb2.
+    trains_on_vox2 = SETTINGS[setting]["train"] == "vox2-dev"
+    eh_lists = _eh_lists(vox1_eh_trials, roots) if trains_on_vox2 else {}
     for name in eh_lists:
         outputs[f"test_{name}"] = save_folder / f"test_{name}.csv"
         outputs[f"test_{name}_trials"] = save_folder / f"test_{name}_trials.csv"

@@ -6,7 +6,7 @@ import pytest
 import torch
 from speechbrain.utils.checkpoints import Checkpointer
 
-from unipool_lobes.schedulers import TriStageLR, tri_stage_lr
+from unipool_lobes.schedulers import TriStageLR, WarmupCosineLR, tri_stage_lr
 
 
 def _optimizer(*peak_lrs):
@@ -97,3 +97,51 @@ def test_bad_options(options, message):
     arguments = {"total_steps": 10, **options}
     with pytest.raises(ValueError, match=message):
         TriStageLR(_optimizer(1.0), **arguments)
+
+
+def _authors_cycle(step, max_lr, min_lr, warmup, cycle):
+    """The LAP authors' one-cycle rule (spec/lap_pipeline.md §6), written
+    out step by step: linear from min_lr, then a half cosine."""
+    if step < warmup:
+        return (max_lr - min_lr) * step / warmup + min_lr
+    angle = math.pi * (step - warmup) / (cycle - warmup)
+    return min_lr + (max_lr - min_lr) * (1 + math.cos(angle)) / 2
+
+
+def test_warmup_cosine_is_the_authors_cycle_on_every_group(tmp_path):
+    """Phase 1's curve at a tenth of its size: min_lr at step 0, max_lr at
+    the end of the 10 % warm-up, the cosine after, the same lr on both
+    parameter groups (whatever their own lr), and a resumed schedule
+    continues it. OneCycleLR (the paper yamls' schedule) starts at
+    max_lr / 25 and fails here."""
+    weights = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    optimizer = torch.optim.Adam(
+        [{"params": weights[:1], "lr": 0.5}, {"params": weights[1:]}], lr=0.1
+    )
+    schedule = WarmupCosineLR(optimizer, 1e-3, 1e-5, cycle_steps=8532)
+    assert schedule.warmup_steps == 853
+    seen = []
+    for step in range(8532):
+        lrs = [group["lr"] for group in optimizer.param_groups]
+        assert lrs[0] == lrs[1]
+        seen.append(lrs[0])
+        optimizer.step()
+        schedule.step()
+        if step == 4000:
+            Checkpointer(tmp_path, {"s": schedule}).save_checkpoint()
+    expected = [_authors_cycle(s, 1e-3, 1e-5, 853, 8532) for s in range(8532)]
+    assert seen == pytest.approx(expected, rel=1e-9)
+    assert seen[0] == pytest.approx(1e-5) and seen[853] == pytest.approx(1e-3)
+
+    resumed = WarmupCosineLR(_optimizer(1.0), 1e-3, 1e-5, cycle_steps=8532)
+    Checkpointer(tmp_path, {"s": resumed}).recover_if_possible()
+    assert resumed.get_last_lr()[0] == pytest.approx(seen[4001])
+
+
+def test_warmup_cosine_with_equal_ends_is_constant():
+    """Phase 3: max_lr = min_lr gives one learning rate throughout."""
+    optimizer = _optimizer(1.0)
+    schedule = WarmupCosineLR(optimizer, 5e-6, 5e-6, cycle_steps=20)
+    assert _run(schedule, optimizer, 20) == pytest.approx([5e-6] * 20)
+    with pytest.raises(ValueError, match="must not exceed"):
+        WarmupCosineLR(_optimizer(1.0), 1e-5, 1e-3, cycle_steps=20)

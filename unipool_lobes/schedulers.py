@@ -3,7 +3,10 @@
 :class:`TriStageLR` is the tri-stage schedule of the FinetuneWV2 baseline
 (Vaessen & van Leeuwen 2022, "Fine-tuning wav2vec2 for speaker
 recognition"): a linear warm-up, a constant stage, then an exponential
-decay. It is a ``torch.optim.lr_scheduler.LRScheduler``, so the training
+decay. :class:`WarmupCosineLR` is the LAP authors' one-cycle
+``CosineAnnealingWarmupRestarts`` (``spec/lap_pipeline.md`` §6): a linear
+warm-up from ``min_lr`` to ``max_lr``, then a half cosine back to
+``min_lr``. Each is a ``torch.optim.lr_scheduler.LRScheduler``, so the training
 script builds it from the yaml (``lr_scheduler: !name:...``), steps it
 after each optimizer step and checkpoints it with its ``state_dict``.
 
@@ -15,7 +18,7 @@ import math
 
 from torch.optim.lr_scheduler import LRScheduler
 
-__all__ = ["TriStageLR", "tri_stage_lr"]
+__all__ = ["TriStageLR", "WarmupCosineLR", "tri_stage_lr", "warmup_cosine_lr"]
 
 
 def tri_stage_lr(
@@ -191,3 +194,132 @@ class TriStageLR(LRScheduler):
             )
             for peak_lr in self.base_lrs
         ]
+
+
+def warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, cycle_steps):
+    """The learning rate of the warm-up + cosine cycle at one step.
+
+    ``min_lr`` at step 0, rising linearly to ``max_lr`` at
+    ``warmup_steps``, then along a half cosine to ``min_lr`` at
+    ``cycle_steps``; ``min_lr`` after that (one cycle, no restart).
+
+    Arguments
+    ---------
+    step : int
+        Optimizer steps taken so far.
+    max_lr : float
+        The peak learning rate.
+    min_lr : float
+        The learning rate at both ends of the cycle.
+    warmup_steps : int
+        Length of the warm-up (less than ``cycle_steps``).
+    cycle_steps : int
+        Length of the whole cycle.
+
+    Returns
+    -------
+    float
+        The learning rate.
+
+    Example
+    -------
+    >>> [round(warmup_cosine_lr(s, 1.0, 0.0, 2, 6), 3) for s in range(8)]
+    [0.0, 0.5, 1.0, 0.854, 0.5, 0.146, 0.0, 0.0]
+    """
+    if step < warmup_steps:
+        return min_lr + (max_lr - min_lr) * step / warmup_steps
+    if step >= cycle_steps:
+        return min_lr
+    progress = (step - warmup_steps) / (cycle_steps - warmup_steps)
+    return min_lr + (max_lr - min_lr) * (1 + math.cos(math.pi * progress)) / 2
+
+
+class WarmupCosineLR(LRScheduler):
+    """Linear warm-up from ``min_lr`` to ``max_lr``, then cosine to ``min_lr``.
+
+    The LAP authors' schedule with one cycle (their ``n_cycle: 1``, with
+    which ``gamma`` and ``cycle_mult`` never act): the warm-up takes
+    ``int(cycle_steps * warmup_ratio)`` steps. Every parameter group gets
+    the same learning rate, as theirs (the optimizer's own ``lr`` is
+    overwritten at once).
+
+    Arguments
+    ---------
+    optimizer : torch.optim.Optimizer
+        The optimizer.
+    max_lr : float
+        The peak learning rate.
+    min_lr : float
+        The learning rate at the start and the end; equal to ``max_lr``
+        gives a constant learning rate (their phase 3).
+    cycle_steps : int
+        Optimizer steps of the cycle. The training script stops stepping
+        the schedule after ``total_steps`` (an alias it reads).
+    warmup_ratio : float
+        Fraction of the cycle in the warm-up, in [0, 1).
+    last_epoch : int
+        The index of the last step (-1 to start), as in torch.
+
+    Raises
+    ------
+    ValueError
+        For a non-positive ``cycle_steps``, a ratio outside [0, 1) or
+        ``min_lr > max_lr``.
+
+    Example
+    -------
+    >>> import torch
+    >>> weight = torch.nn.Parameter(torch.zeros(1))
+    >>> optimizer = torch.optim.Adam([weight], lr=0.5)
+    >>> schedule = WarmupCosineLR(optimizer, 1e-3, 1e-5, cycle_steps=10)
+    >>> lrs = []
+    >>> for _ in range(10):
+    ...     lrs.append(optimizer.param_groups[0]["lr"])
+    ...     optimizer.step()
+    ...     schedule.step()
+    >>> [f"{lr:.1e}" for lr in lrs]
+    ['1.0e-05', '1.0e-03', '9.7e-04', '8.8e-04', '7.5e-04', '5.9e-04',
+     '4.2e-04', '2.6e-04', '1.3e-04', '4.0e-05']
+    """
+
+    def __init__(
+        self,
+        optimizer,
+        max_lr,
+        min_lr,
+        cycle_steps,
+        warmup_ratio=0.1,
+        last_epoch=-1,
+    ):
+        if int(cycle_steps) < 1:
+            raise ValueError(f"cycle_steps must be >= 1, got {cycle_steps}")
+        if not 0.0 <= warmup_ratio < 1.0:
+            raise ValueError(
+                f"warmup_ratio must be in [0, 1), got {warmup_ratio}"
+            )
+        if min_lr > max_lr:
+            raise ValueError(
+                f"min_lr ({min_lr}) must not exceed max_lr ({max_lr})"
+            )
+        self.max_lr = float(max_lr)
+        self.min_lr = float(min_lr)
+        self.total_steps = int(cycle_steps)
+        self.warmup_steps = int(self.total_steps * warmup_ratio)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        """Learning rates of the parameter groups at the current step.
+
+        Returns
+        -------
+        list of float
+            One (the same) learning rate per parameter group.
+        """
+        lr = warmup_cosine_lr(
+            self.last_epoch,
+            self.max_lr,
+            self.min_lr,
+            self.warmup_steps,
+            self.total_steps,
+        )
+        return [lr for _ in self.optimizer.param_groups]
