@@ -26,6 +26,11 @@ setup(
         "pandas",
         "matplotlib",
         "tqdm",
+        # The QMF calibration's logistic regression (liblinear), as the LAP
+        # authors fit it.
+        "scikit-learn>=1.3",
+        # data_prep.mini_corpus (resampling) and scikit-learn.
+        "scipy",
     ],
     extras_require={
         "dev": [

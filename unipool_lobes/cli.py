@@ -13,7 +13,12 @@ the fly into ``<run>/pretrained``). ``score`` is also the cross-dataset
 evaluation: a model trained on one corpus scored on another corpus's
 trials and manifest; by default it writes ``scores.txt``,
 ``results.json``, ``det.png`` and, for UniPool, ``layer_significance.png``
-into ``<model>/eval/<trials name>/``. Bad input (a missing or unreadable
+into ``<model>/eval/<trials name>/``. A model folder with a score back-end
+(``score_backend.pt`` and ``calibration.json``, ``unipool_lobes.calibration``)
+also gets ``calibrated_scores.txt`` (``enrol test label llr probability``
+per line: the QMF-calibrated log-likelihood ratio in nats and the target
+probability) and a ``calibrated`` entry in ``results.json`` (EER, minDCF,
+Cllr and min Cllr of the LLRs). Bad input (a missing or unreadable
 audio file, a too-short signal, a trial naming an unknown utterance) ends
 with a one-line message naming it and exit code 2.
 
@@ -770,7 +775,16 @@ def _score(args, trials, trials_path, utterances, where, ids, out):
         results["calibrated_threshold"] = _rates_at(
             trials["label"], scores, verifier.threshold
         )
+    calibrated_text = None
+    if verifier.score_backend is not None:
+        calibrated_text, results["calibrated"] = _calibrated_scores(
+            verifier, embeddings, ids, utterances, trials, trials_path
+        )
     out.mkdir(parents=True, exist_ok=True)
+    if calibrated_text is not None:
+        write_text_atomic(out / CALIBRATED_SCORES, calibrated_text)
+    else:  # not left over from a model that had a back-end
+        (out / CALIBRATED_SCORES).unlink(missing_ok=True)
     write_scores(
         out / "scores.txt",
         trials["enrol"],
@@ -787,6 +801,51 @@ def _score(args, trials, trials_path, utterances, where, ids, out):
         f"{metrics_line(results)}  ({results['n_trials']} trials, "
         f"{len(ids)} utterances) -> {out}"
     )
+    if calibrated_text is not None:
+        print(
+            f"calibrated (QMF): {metrics_line(results['calibrated'])} -> "
+            f"{out / CALIBRATED_SCORES}"
+        )
+
+
+CALIBRATED_SCORES = "calibrated_scores.txt"
+
+
+def _calibrated_scores(verifier, embeddings, ids, utterances, trials, where):
+    """The calibrated-score file's text and the LLRs' metrics."""
+    durations = verifier.file_durations(
+        [utterances[i][0] for i in ids], [utterances[i][1] for i in ids]
+    )
+    scored = verifier.score_backend.score(
+        embeddings, ids, durations, trials["enrol"], trials["test"]
+    )
+    llr, probability = scored["llr"], scored["probability"]
+    if not bool(torch.isfinite(llr).all()):
+        bad = int((~torch.isfinite(llr)).nonzero()[0])
+        raise ValueError(
+            f"{where}: the calibrated LLR of trial {bad + 1} "
+            f"({trials['enrol'][bad]} {trials['test'][bad]}) is not finite"
+        )
+    lines = [
+        f"{enrol} {test} {label} {value!r} {chance!r}\n"
+        for enrol, test, label, value, chance in zip(
+            trials["enrol"],
+            trials["test"],
+            trials["label"],
+            llr.tolist(),
+            probability.tolist(),
+            strict=True,
+        )
+    ]
+    results = verification_results(trials["label"], llr, llr=True)
+    calibration = verifier.score_backend.calibration
+    results.update(
+        scores="QMF-calibrated log-likelihood ratios (nats)",
+        top_k=verifier.score_backend.top_k,
+        cohort_size=int(verifier.score_backend.cohort.shape[0]),
+        n_calibration_trials=calibration.info.get("n_trials"),
+    )
+    return "".join(lines), results
 
 
 def load_verifier(args):

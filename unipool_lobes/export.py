@@ -11,6 +11,10 @@ export keeps the best of them (lowest validation EER) and writes::
                          the calibrated threshold and the sample rate
     embedding_model.ckpt classifier.ckpt [front_end.ckpt]
     label_encoder.txt    the training speakers (for ``classify_batch``)
+    [score_backend.pt calibration.json]
+                         the scoring back-end (AS-norm cohort and QMF
+                         calibration, ``unipool_lobes.calibration``), copied
+                         when the run folder holds both
     export.json          where it came from (run, checkpoint, metrics) and
                          the size and SHA-256 of each file, checked at load
     README.md            model card with a runnable snippet
@@ -36,6 +40,7 @@ import ruamel.yaml
 from hyperpyyaml import resolve_references
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 
+from unipool_lobes.calibration import BACKEND_FILES, ScoreBackend
 from unipool_lobes.checkpoints import (
     CHECKSUMS_KEY,
     check_finite_parameters,
@@ -396,6 +401,9 @@ def _export(run, out, include_classifier, hparams_path):
         files.append("front_end.ckpt")
     for name in files:
         check_finite_parameters(checkpoint / name)
+    backend_files = run_backend_files(run)
+    if backend_files:
+        ScoreBackend.load(run)  # refuse a corrupt or mismatched back-end
 
     staging = make_temporary_folder(out.parent, f".{out.name}.tmp-")
     try:
@@ -407,6 +415,10 @@ def _export(run, out, include_classifier, hparams_path):
             with disk_full_as_error(staging / "label_encoder.txt"):
                 shutil.copyfile(label_encoder, staging / "label_encoder.txt")
             files.append("label_encoder.txt")
+        for name in backend_files:
+            with disk_full_as_error(staging / name, "score back-end file"):
+                shutil.copyfile(run / name, staging / name)
+            files.append(name)
         # Checked again at every load: a damaged copy is never used.
         info["files"] = {name: file_record(staging / name) for name in files}
         _write_new_file(staging / "hyperparams.yaml", yaml_text)
@@ -421,6 +433,54 @@ def _export(run, out, include_classifier, hparams_path):
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def run_backend_files(run_folder):
+    """The score back-end files a run folder holds, for the export.
+
+    The training recipe writes ``score_backend.pt`` and
+    ``calibration.json`` (``unipool_lobes.calibration.BACKEND_FILES``)
+    directly into the run folder (its ``output_folder``).
+
+    Arguments
+    ---------
+    run_folder : str or os.PathLike
+        A training run folder.
+
+    Returns
+    -------
+    list of str
+        Both file names, or none.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the run holds only one of the two.
+
+    Example
+    -------
+    >>> run_backend_files(getfixture("tmp_path"))
+    []
+    """
+    run = pathlib.Path(run_folder)
+    present = [name for name in BACKEND_FILES if (run / name).is_file()]
+    if present and len(present) != len(BACKEND_FILES):
+        missing = [name for name in BACKEND_FILES if name not in present]
+        raise FileNotFoundError(
+            f"the run {run} has {present[0]} but no {missing[0]}: the score "
+            "back-end needs both"
+        )
+    return present
+
+
+def _same_backend(run, info):
+    """Whether an export's back-end files are the run's current ones."""
+    records = (info or {}).get("files") or {}
+    exported = {
+        name: records[name] for name in BACKEND_FILES if name in records
+    }
+    current = {name: file_record(run / name) for name in run_backend_files(run)}
+    return exported == current
 
 
 def is_export_folder(folder):
@@ -487,7 +547,7 @@ def ensure_pretrained(model_folder):
     """Returns a pretrained folder for a pretrained or a run folder.
 
     A run folder is exported into ``<run>/pretrained`` unless that folder
-    already holds the run's current best checkpoint.
+    already holds the run's current best checkpoint and score back-end.
 
     Arguments
     ---------
@@ -525,7 +585,11 @@ def ensure_pretrained(model_folder):
     exported = folder / "pretrained"
     checkpoint, _ = best_checkpoint(folder)
     info = _read_json(exported / EXPORT_INFO)
-    if info is not None and info.get("checkpoint") == checkpoint.name:
+    if (
+        info is not None
+        and info.get("checkpoint") == checkpoint.name
+        and _same_backend(folder, info)
+    ):
         return exported
     return export_pretrained(folder, exported, overwrite=True)
 
@@ -610,6 +674,17 @@ def model_card(info, run_hparams, folder):
         ]
     else:
         lines.append("Not measured (the run has no results.json).")
+    if set(BACKEND_FILES) <= set(info.get("files") or {}):
+        lines += [
+            "",
+            "## Score back-end",
+            "",
+            "`score_backend.pt` (the training cohort's mean and speaker-mean",
+            "cohort) and `calibration.json` (QMF logistic regression) give",
+            "calibrated log-likelihood ratios: `unipool-sv score` writes",
+            "`calibrated_scores.txt`, and `verifier.calibrated_files(a, b)`",
+            "returns the LLR and the target probability of a pair.",
+        ]
     lines += [
         "",
         "## Use",

@@ -16,7 +16,11 @@ an SSL model needs (see spec notes on ``speechbrain.inference.speaker``):
   and a missing, unreadable, empty or too-short file is a clear error.
 
 It adds ``verify_embeddings`` (scoring precomputed embeddings, SpeechBrain
-issue #772) and ``encode_files`` (many files, batched by length).
+issue #772) and ``encode_files`` (many files, batched by length). When the
+model folder holds a score back-end (``score_backend.pt`` and
+``calibration.json``, see ``unipool_lobes.calibration``),
+``calibrated_files`` and ``calibrated_embeddings`` give a trial's
+calibrated log-likelihood ratio and target probability.
 
 Authors
  * unipool-sv developers 2026
@@ -35,6 +39,7 @@ from speechbrain.inference.speaker import SpeakerRecognition
 from tqdm import tqdm
 
 from unipool_lobes.batching import duration_batches, is_out_of_memory
+from unipool_lobes.calibration import BACKEND_FILES, load_score_backend
 from unipool_lobes.checkpoints import (
     check_finite_parameters,
     load_state_dict,
@@ -228,6 +233,8 @@ class SpeakerVerifier(SpeakerRecognition):
                 f"the front-end expects {model_rate} Hz"
             )
         self.min_samples = minimum_input_samples(self.mods.front_end)
+        # The folder's ScoreBackend (from_hparams), or None.
+        self.score_backend = None
 
     @classmethod
     def from_hparams(
@@ -275,6 +282,9 @@ class SpeakerVerifier(SpeakerRecognition):
             or a checkpoint holds non-finite values.
         ValueError
             If the yaml has no ``pretrainer``.
+        unipool_lobes.calibration.ScoreBackendError
+            If the folder's score back-end files are corrupt (one without
+            the other is a FileNotFoundError).
         """
         folder = pathlib.Path(os.path.expanduser(os.fspath(source)))
         if not folder.is_dir():
@@ -316,7 +326,9 @@ class SpeakerVerifier(SpeakerRecognition):
             label_encoder.load(label_file)
             _check_label_count(label_encoder, hparams["modules"], label_file)
         hparams["savedir"] = str(folder)
-        return cls(modules=hparams["modules"], hparams=hparams, **kwargs)
+        verifier = cls(modules=hparams["modules"], hparams=hparams, **kwargs)
+        verifier.score_backend = load_score_backend(folder)
+        return verifier
 
     @property
     def threshold(self):
@@ -444,6 +456,127 @@ class SpeakerVerifier(SpeakerRecognition):
             signal_x.unsqueeze(0), signal_y.unsqueeze(0), threshold=threshold
         )
         return score[0], decision[0]
+
+    def calibrated_embeddings(
+        self, embeddings1, embeddings2, durations1, durations2
+    ):
+        """Calibrated LLRs and probabilities of embedding pairs.
+
+        Needs the model folder's score back-end: AS-norm against its cohort,
+        then its QMF calibration (``unipool_lobes.calibration``).
+
+        Arguments
+        ---------
+        embeddings1 : torch.Tensor
+            ``[B, E]`` (or ``[B, 1, E]``) raw enrolment embeddings.
+        embeddings2 : torch.Tensor
+            ``[B, E]`` raw test embeddings.
+        durations1 : sequence of float
+            ``[B]`` durations of the enrolment audio in seconds.
+        durations2 : sequence of float
+            ``[B]`` durations of the test audio in seconds.
+
+        Returns
+        -------
+        llr : torch.Tensor
+            ``[B]`` float64 calibrated log-likelihood ratios (nats).
+        probability : torch.Tensor
+            ``[B]`` float64 target probabilities (at the calibration's
+            balanced fitting prior).
+
+        Raises
+        ------
+        ValueError
+            If the model folder has no score back-end.
+        """
+        backend = self._require_score_backend()
+        size = backend.cohort.shape[1]
+        embeddings1 = torch.as_tensor(embeddings1).detach().cpu().float()
+        embeddings2 = torch.as_tensor(embeddings2).detach().cpu().float()
+        return backend.score_pairs(
+            embeddings1.reshape(-1, size),
+            embeddings2.reshape(-1, size),
+            durations1,
+            durations2,
+        )
+
+    def calibrated_files(self, path_x, path_y):
+        """The calibrated LLR and probability of two audio files.
+
+        The durations (a QMF feature) are the lengths of the audio as
+        read, in seconds.
+
+        Arguments
+        ---------
+        path_x : str or os.PathLike
+            Enrolment audio file.
+        path_y : str or os.PathLike
+            Test audio file.
+
+        Returns
+        -------
+        llr : float
+            The calibrated log-likelihood ratio (nats).
+        probability : float
+            The target probability.
+
+        Raises
+        ------
+        ValueError
+            If the model folder has no score back-end.
+        FileNotFoundError
+            If a file is missing.
+        AudioInputError
+            If a file is unreadable, empty or too short.
+        """
+        self._require_score_backend()
+        signals = [self.read_audio(path) for path in (path_x, path_y)]
+        embeddings = [
+            self.encode_batch(signal.unsqueeze(0)).reshape(1, -1)
+            for signal in signals
+        ]
+        durations = [[len(signal) / self.sample_rate] for signal in signals]
+        llr, probability = self.calibrated_embeddings(
+            embeddings[0], embeddings[1], durations[0], durations[1]
+        )
+        return float(llr[0]), float(probability[0])
+
+    def file_durations(self, paths, segments=None):
+        """Durations in seconds of files or segments (headers only).
+
+        Arguments
+        ---------
+        paths : list of str or os.PathLike
+            Local audio files.
+        segments : list of tuple, optional
+            One ``(start, stop)`` sample range per file, or None.
+
+        Returns
+        -------
+        list of float
+            One duration per file.
+
+        Raises
+        ------
+        FileNotFoundError
+            If a file is missing.
+        AudioInputError
+            If a header is unreadable.
+        """
+        segments = segments or [None] * len(paths)
+        return [
+            self._duration(os.fspath(path), segment)
+            for path, segment in zip(paths, segments, strict=True)
+        ]
+
+    def _require_score_backend(self):
+        """The score back-end, or a ValueError saying what is missing."""
+        if self.score_backend is None:
+            raise ValueError(
+                "the model folder has no score back-end "
+                f"({' and '.join(BACKEND_FILES)}): calibrated scores need it"
+            )
+        return self.score_backend
 
     def load_audio(self, path, savedir=None):
         """Reads a local audio file as a mono waveform at ``sample_rate``.

@@ -17,6 +17,15 @@ utterances against the whole cohort), so memory stays bounded and a
 Vox1-O list (37,720 trials over 4,874 utterances) needs 4,874 cohort
 passes instead of 75,440.
 
+The LAP authors' AS-norm (``src/evaluate/norm_score.py``) is s-norm with
+top-k over a *speaker-mean* cohort, on mean-subtracted embeddings:
+``speaker_mean_cohort`` builds that cohort (one vector per training
+speaker, the mean of its raw utterance embeddings less the mean of all
+utterance embeddings) and ``subtract_mean`` centres the trial embeddings;
+``ScoreNormalizer(cohort, top_k=600, method="s-norm")`` then gives their
+score. ``cohort_statistics(..., exclude=...)`` drops chosen cohort rows per
+utterance, for calibration trials drawn from the cohort's own speakers.
+
 Authors
  * unipool-sv developers 2026
 """
@@ -36,6 +45,9 @@ _COSINE_EPS = 1e-6
 # (2**24 float32 values = 64 MiB).
 _AUTO_CHUNK_ELEMENTS = 2**24
 
+# Rows converted to float64 at once by speaker_mean_cohort.
+_MEAN_CHUNK_ROWS = 65536
+
 
 def _check_method(method):
     """Raises ValueError unless ``method`` is a known normalisation."""
@@ -46,8 +58,16 @@ def _check_method(method):
         )
 
 
-def _check_top_k(top_k, cohort_size):
+def _check_top_k(top_k, cohort_size, n_excluded=0):
     """Returns the number of cohort scores kept, or raises ValueError."""
+    if n_excluded:
+        if top_k is None:
+            top_k = cohort_size - n_excluded
+        if top_k > cohort_size - n_excluded:
+            raise ValueError(
+                f"top_k={top_k} exceeds the {cohort_size - n_excluded} "
+                f"cohort rows left once {n_excluded} are excluded"
+            )
     if cohort_size < 2:
         raise ValueError(
             f"the cohort has {cohort_size} embeddings; the standard "
@@ -81,7 +101,9 @@ def _as_matrix(embeddings, name):
     return embeddings
 
 
-def cohort_statistics(embeddings, cohort, top_k=None, chunk_size=None):
+def cohort_statistics(
+    embeddings, cohort, top_k=None, chunk_size=None, exclude=None
+):
     """Mean and std of each utterance's top-k cosine scores on a cohort.
 
     For each row of ``embeddings``: its cosine similarity to every cohort
@@ -89,7 +111,9 @@ def cohort_statistics(embeddings, cohort, top_k=None, chunk_size=None):
     standard deviation (``torch.std``, divisor ``k - 1``), as SpeechBrain's
     verification script computes them for each trial side. Utterances are
     scored ``chunk_size`` at a time, so at most ``chunk_size x M`` scores
-    are held at once.
+    are held at once. With ``exclude``, each utterance's listed cohort rows
+    are left out before the top-k (the LAP authors' calibration trials
+    remove their own speakers from the cohort).
 
     Arguments
     ---------
@@ -103,6 +127,10 @@ def cohort_statistics(embeddings, cohort, top_k=None, chunk_size=None):
     chunk_size : int or None
         Utterances scored at once; None picks it so that a chunk holds
         about 2**24 scores.
+    exclude : torch.Tensor, optional
+        ``[N, X]`` cohort rows to leave out for each utterance (-1 pads a
+        row with fewer); ``top_k`` may then be at most ``M - X`` and None
+        keeps ``M - X`` scores.
 
     Returns
     -------
@@ -128,6 +156,12 @@ def cohort_statistics(embeddings, cohort, top_k=None, chunk_size=None):
     ... )
     >>> round(mean.item(), 4), round(std.item(), 4)
     (0.5, 0.7071)
+    >>> mean, std = cohort_statistics(
+    ...     torch.tensor([[2.0, 0.0]]), cohort, top_k=2,
+    ...     exclude=torch.tensor([[0]]),
+    ... )
+    >>> round(mean.item(), 4), round(std.item(), 4)
+    (-0.5, 0.7071)
     """
     embeddings = _as_matrix(embeddings, "embeddings")
     cohort = _as_matrix(cohort, "cohort")
@@ -136,7 +170,22 @@ def cohort_statistics(embeddings, cohort, top_k=None, chunk_size=None):
             f"embeddings have {embeddings.shape[1]} dimensions, the cohort "
             f"has {cohort.shape[1]}"
         )
-    n_kept = _check_top_k(top_k, cohort.shape[0])
+    if exclude is not None:
+        exclude = torch.as_tensor(exclude, dtype=torch.long)
+        if exclude.dim() != 2 or exclude.shape[0] != embeddings.shape[0]:
+            raise ValueError(
+                f"exclude must be [{embeddings.shape[0]}, X], got shape "
+                f"{tuple(exclude.shape)}"
+            )
+        if exclude.numel() and int(exclude.max()) >= cohort.shape[0]:
+            raise ValueError(
+                f"exclude names cohort row {int(exclude.max())} of "
+                f"{cohort.shape[0]}"
+            )
+        if exclude.shape[1] == 0:
+            exclude = None
+    n_excluded = 0 if exclude is None else exclude.shape[1]
+    n_kept = _check_top_k(top_k, cohort.shape[0], n_excluded)
     if chunk_size is None:
         chunk_size = max(1, _AUTO_CHUNK_ELEMENTS // cohort.shape[0])
     if chunk_size < 1:
@@ -152,10 +201,116 @@ def cohort_statistics(embeddings, cohort, top_k=None, chunk_size=None):
         for start in range(0, unit.shape[0], chunk_size):
             stop = start + chunk_size
             scores = unit[start:stop] @ unit_cohort.T
+            if exclude is not None:
+                _drop_rows(scores, exclude[start:stop].to(scores.device))
             if n_kept < scores.shape[1]:
                 scores = scores.topk(n_kept, dim=1, sorted=False).values
             std[start:stop], mean[start:stop] = torch.std_mean(scores, dim=1)
     return mean, std
+
+
+def _drop_rows(scores, exclude):
+    """Sets ``scores[i, exclude[i, j]]`` to -inf (rows of -1 are padding)."""
+    hits = torch.zeros(scores.shape, dtype=torch.int32, device=scores.device)
+    hits.scatter_add_(1, exclude.clamp(min=0), (exclude >= 0).to(torch.int32))
+    scores.masked_fill_(hits > 0, float("-inf"))
+
+
+def speaker_mean_cohort(embeddings, speakers):
+    """The LAP authors' AS-norm cohort: one centred mean per speaker.
+
+    Each speaker's vector is the mean of its raw utterance embeddings;
+    the cohort mean (the mean of all utterance embeddings, not of the
+    speaker means) is then subtracted from every one. Speakers come in the
+    order of their first utterance. Sums are accumulated in float64.
+
+    Arguments
+    ---------
+    embeddings : torch.Tensor
+        The [U, E] raw utterance embeddings of the cohort set.
+    speakers : list of str
+        The U speaker ids of the rows.
+
+    Returns
+    -------
+    speaker_ids : list of str
+        The S speakers, in order of first appearance.
+    cohort : torch.Tensor
+        The [S, E] centred speaker means, in the embeddings' dtype.
+    cohort_mean : torch.Tensor
+        The [E] mean utterance embedding, in the embeddings' dtype.
+
+    Raises
+    ------
+    ValueError
+        On bad shapes or mismatched lengths.
+
+    Example
+    -------
+    >>> table = torch.tensor([[2.0, 0.0], [4.0, 0.0], [0.0, 6.0]])
+    >>> ids, cohort, mean = speaker_mean_cohort(table, ["a", "a", "b"])
+    >>> ids, mean.tolist(), cohort.tolist()
+    (['a', 'b'], [2.0, 2.0], [[1.0, -2.0], [-2.0, 4.0]])
+    """
+    embeddings = _as_matrix(embeddings, "embeddings")
+    speakers = list(speakers)
+    if len(speakers) != embeddings.shape[0]:
+        raise ValueError(
+            f"{len(speakers)} speaker ids for {embeddings.shape[0]} embeddings"
+        )
+    if not speakers:
+        raise ValueError("speaker_mean_cohort got no embeddings")
+    row_of = {}
+    for speaker in speakers:
+        row_of.setdefault(speaker, len(row_of))
+    index = torch.tensor([row_of[s] for s in speakers], dtype=torch.long)
+    sums = torch.zeros(len(row_of), embeddings.shape[1], dtype=torch.float64)
+    # A float64 copy of a few rows at a time (VoxCeleb2: 1.1 M rows).
+    for start in range(0, len(speakers), _MEAN_CHUNK_ROWS):
+        stop = start + _MEAN_CHUNK_ROWS
+        rows = embeddings[start:stop].detach().cpu().to(torch.float64)
+        sums.index_add_(0, index[start:stop], rows)
+    counts = torch.bincount(index, minlength=len(row_of)).to(torch.float64)
+    cohort_mean = sums.sum(dim=0) / len(speakers)
+    cohort = sums / counts.unsqueeze(1) - cohort_mean
+    dtype = embeddings.dtype
+    return list(row_of), cohort.to(dtype), cohort_mean.to(dtype)
+
+
+def subtract_mean(embeddings, mean):
+    """Centres embeddings on a mean vector (the LAP authors' scoring).
+
+    Arguments
+    ---------
+    embeddings : torch.Tensor
+        The [N, E] embeddings.
+    mean : torch.Tensor
+        The [E] mean (``speaker_mean_cohort``'s ``cohort_mean``).
+
+    Returns
+    -------
+    torch.Tensor
+        The [N, E] embeddings less the mean.
+
+    Raises
+    ------
+    ValueError
+        On bad shapes.
+
+    Example
+    -------
+    >>> subtract_mean(torch.ones(2, 3), torch.tensor([1.0, 0.0, 2.0]))
+    tensor([[ 0.,  1., -1.],
+            [ 0.,  1., -1.]])
+    """
+    embeddings = _as_matrix(embeddings, "embeddings")
+    mean = torch.as_tensor(mean)
+    if mean.shape != (embeddings.shape[1],):
+        raise ValueError(
+            f"the mean must be [{embeddings.shape[1]}], got shape "
+            f"{tuple(mean.shape)}"
+        )
+    return embeddings - mean.to(embeddings)
 
 
 def normalize_scores(

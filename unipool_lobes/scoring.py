@@ -8,6 +8,10 @@ search replace SpeechBrain's Python loop over thresholds (EER, O(N^2) time)
 and its [thresholds x trials] matrices (minDCF, O(N^2) memory). A
 Vox1-H-sized list (552,536 trials) takes well under a second.
 
+``Cllr`` and ``minCllr`` measure the calibration of log-likelihood-ratio
+scores (Brummer and du Preez, 2006), in bits: the cost of the LLRs as they
+are, and the cost after the best monotone recalibration (PAV).
+
 The module also scores trials by cosine similarity over an embedding table,
 gives the DET curve, and reads / writes score files (``enrol test label
 score`` per line).
@@ -16,6 +20,7 @@ Authors
  * unipool-sv developers 2026
 """
 
+import math
 import os
 import pathlib
 import tempfile
@@ -30,6 +35,9 @@ import torch.nn.functional as F
 _RELATIVE_GAP = 1e-5
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+# The calibration fields of ``verification_results(..., llr=True)``.
+CLLR_KEYS = ("Cllr", "minCllr")
 
 
 def _as_score_array(scores, name):
@@ -308,6 +316,158 @@ def normalized_minDCF(
         positive_scores, negative_scores, c_miss, c_fa, p_target
     )
     return value / _dcf_normaliser(c_miss, c_fa, p_target), threshold
+
+
+def _logistic_cost(llrs):
+    """``log(1 + exp(llrs))`` in nats, without overflow (inf for +inf)."""
+    return np.logaddexp(0.0, llrs)
+
+
+def Cllr(positive_scores, negative_scores):
+    """The log-likelihood-ratio cost of LLR scores, in bits.
+
+    ``Cllr = (mean_tar log2(1 + e^-llr) + mean_non log2(1 + e^llr)) / 2``
+    for LLRs in nats (natural log): 0 for perfect, well-calibrated scores,
+    1 for the useless all-zero LLRs, above 1 for scores worse than
+    useless (misaligned or overconfident). Meaningful only when the scores
+    are LLRs; of any other score it is the cost of taking it as one.
+
+    Arguments
+    ---------
+    positive_scores : torch.Tensor, numpy.ndarray or list
+        The LLRs (nats) of target trials.
+    negative_scores : torch.Tensor, numpy.ndarray or list
+        The LLRs (nats) of non-target trials.
+
+    Returns
+    -------
+    float
+        Cllr in bits.
+
+    Raises
+    ------
+    ValueError
+        If a score list is empty or holds NaN.
+
+    Example
+    -------
+    >>> Cllr([0.0, 0.0], [0.0])
+    1.0
+    >>> round(Cllr([10.0], [-10.0]), 5)
+    7e-05
+    """
+    positive, negative = _score_pair(positive_scores, negative_scores)
+    positive = positive.astype(np.float64)
+    negative = negative.astype(np.float64)
+    target_cost = float(np.mean(_logistic_cost(-positive)))
+    non_target_cost = float(np.mean(_logistic_cost(negative)))
+    return (target_cost + non_target_cost) / (2 * math.log(2))
+
+
+def pav_llrs(positive_scores, negative_scores):
+    """The optimal monotone LLRs of scores: PAV, at the trials' prior.
+
+    Isotonic regression (pool-adjacent-violators, equal scores pooled
+    together) of the labels on the scores gives each trial the posterior
+    target probability ``p`` of the best non-decreasing map; the LLR is
+    ``logit(p) - log(n_target / n_non_target)``, +inf or -inf where a
+    pool holds one class only.
+
+    Arguments
+    ---------
+    positive_scores : torch.Tensor, numpy.ndarray or list
+        The scores of target trials.
+    negative_scores : torch.Tensor, numpy.ndarray or list
+        The scores of non-target trials.
+
+    Returns
+    -------
+    positive_llrs : numpy.ndarray
+        The float64 LLRs (nats) of the target trials, in their order.
+    negative_llrs : numpy.ndarray
+        The float64 LLRs of the non-target trials.
+
+    Raises
+    ------
+    ValueError
+        If a score list is empty or holds NaN.
+
+    Example
+    -------
+    >>> positive, negative = pav_llrs([0.9, 0.3], [0.1, 0.5])
+    >>> positive.tolist(), negative.tolist()
+    ([inf, 0.0], [-inf, 0.0])
+    """
+    positive, negative = _score_pair(positive_scores, negative_scores)
+    scores = np.concatenate([positive, negative]).astype(np.float64)
+    labels = np.concatenate([np.ones(positive.size), np.zeros(negative.size)])
+    posterior = _pav(scores, labels)
+    prior_log_odds = np.log(positive.size / negative.size)
+    with np.errstate(divide="ignore"):
+        llrs = np.log(posterior) - np.log1p(-posterior) - prior_log_odds
+    return llrs[: positive.size], llrs[positive.size :]
+
+
+def _pav(scores, labels):
+    """Isotonic (non-decreasing) fit of 0/1 ``labels`` on ``scores``.
+
+    Ties are pooled first (their mean label), then adjacent pools that
+    violate the order are merged, weighted by their trial counts.
+    """
+    order = np.argsort(scores, kind="stable")
+    _, first, counts = np.unique(
+        scores[order], return_index=True, return_counts=True
+    )
+    sums = np.add.reduceat(labels[order], first)
+    pool_sums, pool_counts = [], []
+    for total, count in zip(sums.tolist(), counts.tolist(), strict=True):
+        while pool_sums and pool_sums[-1] * count >= total * pool_counts[-1]:
+            total += pool_sums.pop()
+            count += pool_counts.pop()
+        pool_sums.append(total)
+        pool_counts.append(count)
+    means = np.repeat(
+        np.asarray(pool_sums) / np.asarray(pool_counts),
+        np.asarray(pool_counts),
+    )
+    fitted = np.empty(scores.size)
+    fitted[order] = means
+    return fitted
+
+
+def minCllr(positive_scores, negative_scores):
+    """The Cllr after the best monotone recalibration (PAV), in bits.
+
+    The discrimination part of ``Cllr``: any strictly increasing transform
+    of the scores gives the same value, and ``minCllr <= Cllr`` for LLRs.
+    Meaningful for any score, LLR or not.
+
+    Arguments
+    ---------
+    positive_scores : torch.Tensor, numpy.ndarray or list
+        The scores of target trials.
+    negative_scores : torch.Tensor, numpy.ndarray or list
+        The scores of non-target trials.
+
+    Returns
+    -------
+    float
+        min Cllr in bits (0 when the classes are separated, 1 when the
+        scores say nothing).
+
+    Raises
+    ------
+    ValueError
+        If a score list is empty or holds NaN.
+
+    Example
+    -------
+    >>> minCllr([0.9, 0.8], [0.1, 0.2])
+    0.0
+    >>> minCllr([0.5, 0.5], [0.5, 0.5])
+    1.0
+    """
+    return Cllr(*pav_llrs(positive_scores, negative_scores))
 
 
 def det_curve(positive_scores, negative_scores):
@@ -800,7 +960,8 @@ def reported_metrics(results, digits=4):
     -------
     dict
         ``EER`` in percent, then both detection-cost forms at every prior,
-        under their unambiguous names.
+        under their unambiguous names, then ``Cllr`` and ``minCllr`` when
+        ``results`` holds them (``verification_results(..., llr=True)``).
 
     Example
     -------
@@ -814,6 +975,9 @@ def reported_metrics(results, digits=4):
         normalised, unnormalised, _ = dcf_names(p_target)
         metrics[normalised] = round(results[normalised], digits)
         metrics[unnormalised] = round(results[unnormalised], digits + 2)
+    for name in CLLR_KEYS:
+        if name in results:
+            metrics[name] = round(results[name], digits)
     return metrics
 
 
@@ -828,7 +992,8 @@ def metrics_line(results):
     Returns
     -------
     str
-        ``EER 50.00 %  norm_minDCF_p0.01 0.5000  min_Cdet_p0.01 ...``.
+        ``EER 50.00 %  norm_minDCF_p0.01 0.5000  min_Cdet_p0.01 ...``
+        (then ``Cllr ...  minCllr ...`` when ``results`` holds them).
 
     Example
     -------
@@ -841,11 +1006,14 @@ def metrics_line(results):
         normalised, unnormalised, _ = dcf_names(p_target)
         parts.append(f"{normalised} {results[normalised]:.4f}")
         parts.append(f"{unnormalised} {results[unnormalised]:.6f}")
+    for name in CLLR_KEYS:
+        if name in results:
+            parts.append(f"{name} {results[name]:.4f}")
     return "  ".join(parts)
 
 
 def verification_results(
-    labels, scores, p_targets=(0.01, 0.05), c_miss=1, c_fa=1
+    labels, scores, p_targets=(0.01, 0.05), c_miss=1, c_fa=1, llr=False
 ):
     """Computes the verification metrics of a scored trial list.
 
@@ -865,6 +1033,9 @@ def verification_results(
         Cost of a miss.
     c_fa : float
         Cost of a false alarm.
+    llr : bool
+        Also give ``Cllr`` and ``minCllr`` (bits), taking the scores as
+        log-likelihood ratios in nats (see ``Cllr`` and ``minCllr``).
 
     Returns
     -------
@@ -872,9 +1043,10 @@ def verification_results(
         ``EER`` (fraction), ``EER_percent``, ``threshold`` (the EER's); for
         each prior the fields named by ``dcf_names``: the normalised minDCF
         (``norm_minDCF_p0.01``), SpeechBrain's unnormalised one
-        (``min_Cdet_p0.01``) and their threshold; ``p_targets``,
-        ``c_miss``, ``c_fa``, ``n_trials``, ``n_positive``,
-        ``n_negative``: plain python numbers, JSON-ready.
+        (``min_Cdet_p0.01``) and their threshold; with ``llr``, ``Cllr``
+        and ``minCllr``; ``p_targets``, ``c_miss``, ``c_fa``,
+        ``n_trials``, ``n_positive``, ``n_negative``: plain python
+        numbers, JSON-ready.
 
     Raises
     ------
@@ -891,6 +1063,9 @@ def verification_results(
     0.6667
     >>> round(results["min_Cdet_p0.01"], 4)
     0.0067
+    >>> results = verification_results([1, 0], [0.0, 0.0], llr=True)
+    >>> results["Cllr"], results["minCllr"]
+    (1.0, 1.0)
     """
     scores = _as_score_array(scores, "scores")
     labels = _as_labels(labels, scores.size)
@@ -911,6 +1086,9 @@ def verification_results(
         results[normalised] = min_cost / _dcf_normaliser(c_miss, c_fa, p_target)
         results[unnormalised] = min_cost
         results[threshold] = float(thresholds[dcf_index])
+    if llr:
+        results["Cllr"] = Cllr(scores[is_target], scores[~is_target])
+        results["minCllr"] = minCllr(scores[is_target], scores[~is_target])
     results.update(
         {
             "p_targets": [float(p) for p in p_targets],
