@@ -54,6 +54,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from data_prep.trials import read_trials
 from unipool_lobes.batching import DurationBatchSampler, is_out_of_memory
+from unipool_lobes.calibration import (
+    evaluate_backend_stages,
+    save_score_backend,
+)
 from unipool_lobes.checkpoints import (
     CheckpointCorruptError,
     complete_checkpoints,
@@ -69,6 +73,7 @@ from unipool_lobes.distributed import (
     init_distributed,
     world_size,
 )
+from unipool_lobes.init_from import init_modules_from
 from unipool_lobes.manifest import read_manifest
 from unipool_lobes.plots import plot_det
 from unipool_lobes.safe_io import (
@@ -204,6 +209,41 @@ class SpeakerBrain(sb.core.Brain):
             self.optimizers_step()
         self.on_fit_batch_end(batch, outputs, loss, should_step)
         return loss.detach().cpu()
+
+    def on_fit_batch_start(self, batch, should_step):
+        """Sets the margin of the step, with a ``margin_ramp``.
+
+        The LAP authors' ramp: the loss's margin is a function of the
+        optimizer steps taken, set before each step's forward pass, so a
+        run resumed mid-ramp continues the same curve.
+
+        Arguments
+        ---------
+        batch : PaddedBatch
+            The batch about to be trained on.
+        should_step : bool
+            Whether the optimizer steps after this batch.
+        """
+        if hasattr(self.hparams, "margin_ramp"):
+            margin = self.hparams.margin_ramp(self.optimizer_step)
+            self.hparams.compute_cost.set_margin(margin)
+
+    def step_meta(self):
+        """The step, learning rate and (when the loss has one) margin.
+
+        Returns
+        -------
+        dict
+            Log fields of the validation line.
+        """
+        meta = {
+            "step": self.optimizer_step,
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
+        margin = getattr(self.hparams.compute_cost, "margin", None)
+        if isinstance(margin, float):
+            meta["margin"] = round(margin, 4)
+        return meta
 
     def loss_is_finite_everywhere(self, loss):
         """Whether the loss is finite on every process.
@@ -353,12 +393,7 @@ class SpeakerBrain(sb.core.Brain):
         """
         results = {}
         for name, dataset, options, trials in self.zero_shot_sets:
-            loader = self.make_dataloader(dataset, sb.Stage.TEST, **options)
-            self.on_stage_start(sb.Stage.TEST)
-            self.modules.eval()
-            with torch.no_grad():
-                for batch in loader:
-                    self.evaluate_batch(batch, sb.Stage.TEST)
+            self.embed_set(dataset, options)
             _, scored = self.score_trials(trials)
             results[name] = reported_metrics(scored)
         self.hparams.train_logger.log_stats(
@@ -369,6 +404,31 @@ class SpeakerBrain(sb.core.Brain):
         if if_main_process():
             folder = os.path.dirname(self.hparams.results_file)
             write_json(os.path.join(folder, "zero_shot.json"), results)
+
+    def embed_set(self, dataset, options):
+        """Embeds every utterance of an evaluation set with the model as is.
+
+        Arguments
+        ---------
+        dataset : DynamicItemDataset
+            Full utterances with ``id`` and ``sig``.
+        options : dict
+            Loader options (:func:`eval_loader_options`).
+
+        Returns
+        -------
+        ids : list of str
+            Utterance IDs, one per row.
+        embeddings : torch.Tensor
+            ``[N, E]`` embeddings on the CPU (gathered from every process).
+        """
+        loader = self.make_dataloader(dataset, sb.Stage.TEST, **options)
+        self.on_stage_start(sb.Stage.TEST)
+        self.modules.eval()
+        with torch.no_grad():
+            for batch in loader:
+                self.evaluate_batch(batch, sb.Stage.TEST)
+        return self.gather_embeddings()
 
     def fit(self, *args, **kwargs):
         """SpeechBrain's ``fit``, then a log line of the steps trained.
@@ -417,8 +477,7 @@ class SpeakerBrain(sb.core.Brain):
             return super()._fit_valid(valid_set, epoch, enable)
         self.hparams.train_logger.log_stats(
             stats_meta={
-                "step": self.optimizer_step,
-                "lr": self.optimizer.param_groups[0]["lr"],
+                **self.step_meta(),
                 "validation": f"none until after step {first}",
             },
             train_stats=self.train_stats,
@@ -616,12 +675,8 @@ class SpeakerBrain(sb.core.Brain):
         if stage == sb.Stage.VALID:
             _, results = self.score_trials(self.hparams.valid_trials_data)
             stats = reported_metrics(results)
-            lr = self.optimizer.param_groups[0]["lr"]
             self.hparams.train_logger.log_stats(
-                stats_meta={
-                    "step": self.optimizer_step,
-                    "lr": lr,
-                },
+                stats_meta=self.step_meta(),
                 train_stats=self.train_stats,
                 valid_stats=stats,
             )
@@ -665,6 +720,61 @@ class SpeakerBrain(sb.core.Brain):
                 title=f"{self.hparams.model_name} on {trials_name}",
             )
         self.test_results = results
+
+
+def backend_evaluation(brain, hparams, datasets):
+    """Scores the test trials through the stages of the scoring back-end.
+
+    The LAP authors' phases 4-6 after the test: the training utterances,
+    whole, are embedded as the cohort; the test trials are scored as raw
+    cosines, with the cohort mean subtracted, with AS-norm over the
+    ``backend_top_k`` closest training-speaker means, and calibrated by
+    QMF (logistic regression on ``calibration_trials`` seeded
+    training-set trials). Each stage's metrics (EER, minDCF, Cllr, min
+    Cllr) are logged and written to ``backend_results.json``; the cohort
+    and the calibration are saved beside the results, for ``unipool-sv
+    export`` to carry into the model folder.
+
+    Arguments
+    ---------
+    brain : SpeakerBrain
+        The brain after ``evaluate`` (it still holds the test embeddings).
+    hparams : dict
+        The loaded hyperparameters.
+    datasets : dict
+        With ``test`` and ``cohort``.
+    """
+    test_ids, test_embeddings = brain.gather_embeddings()
+    cohort = datasets["cohort"]
+    cohort_ids, cohort_embeddings = brain.embed_set(
+        cohort, eval_loader_options(hparams, cohort)
+    )
+    if not if_main_process():
+        return
+    rows, test_rows = cohort.data, datasets["test"].data
+    stages, artefacts = evaluate_backend_stages(
+        cohort_embeddings,
+        [rows[utterance]["spk_id"] for utterance in cohort_ids],
+        [float(rows[utterance]["duration"]) for utterance in cohort_ids],
+        test_embeddings,
+        test_ids,
+        [float(test_rows[utterance]["duration"]) for utterance in test_ids],
+        hparams["test_trials_data"],
+        top_k=hparams["backend_top_k"],
+        n_calibration_trials=hparams["calibration_trials"],
+        seed=hparams["calibration_seed"],
+    )
+    results = {}
+    for name, stage in stages.items():
+        results[name] = stage["results"]
+        hparams["train_logger"].log_stats(
+            stats_meta={"back-end stage": name},
+            test_stats=reported_metrics(stage["results"]),
+        )
+    folder = os.path.dirname(hparams["results_file"])
+    save_score_backend(folder, artefacts)
+    write_json(os.path.join(folder, "backend_results.json"), results)
+    brain.backend_results = results
 
 
 def write_json(path, content):
@@ -729,6 +839,17 @@ def dataio_prep(hparams):
     padding). Validation and test items are full utterances, sorted by
     duration so that batches hold similar lengths.
 
+    The LAP pipeline's training items (all off unless the yaml names
+    them): ``speed_perturb`` changes the speed of the whole utterance
+    before the crop, and each perturbed copy is a class of its own
+    (``label + speakers * offset``; the head has ``classes_per_speaker``
+    classes per speaker, kept in later phases without the perturbation);
+    ``waveform_augment`` (a partial, built here once the noise manifests
+    exist) adds noise, music, babble or reverberation to the crop. Both run
+    in the loader workers, drawing from the worker's seeded torch
+    generator. With ``score_backend`` the training utterances, whole, form
+    the ``cohort`` set of the scoring back-end.
+
     Arguments
     ---------
     hparams : dict
@@ -744,6 +865,10 @@ def dataio_prep(hparams):
     sample_rate = hparams["sample_rate"]
     crop_samples = int(hparams["crop_seconds"] * sample_rate)
     crop_padding = check_crop_padding(hparams["crop_padding"])
+    speed_perturb = hparams.get("speed_perturb")
+    augmenter = None
+    if hparams.get("waveform_augment") is not None:
+        augmenter = hparams["waveform_augment"]()
 
     manifests = {
         "train": hparams["train_annotation"],
@@ -758,17 +883,30 @@ def dataio_prep(hparams):
         if not rows:
             raise ValueError(f"The {split} manifest {csv_path} has no rows.")
         datasets[split] = sb.dataio.dataset.DynamicItemDataset(rows)
+        if split == "train" and hparams.get("score_backend"):
+            datasets["cohort"] = sb.dataio.dataset.DynamicItemDataset(rows)
 
     @sb.utils.data_pipeline.takes("wav", "start", "stop")
-    @sb.utils.data_pipeline.provides("sig")
+    @sb.utils.data_pipeline.provides("sig", "class_offset")
     def random_crop_pipeline(wav, start, stop):
         start, stop = int(start), int(stop)
-        start += random_crop_start(stop - start, crop_samples)
-        n_samples = min(stop - start, crop_samples)
-        signal = read_mono(wav, start, n_samples, sample_rate)
+        offset = 0
+        if speed_perturb is None:
+            start += random_crop_start(stop - start, crop_samples)
+            n_samples = min(stop - start, crop_samples)
+            signal = read_mono(wav, start, n_samples, sample_rate)
+        else:
+            # The authors perturb the whole utterance, then crop.
+            signal = read_mono(wav, start, stop - start, sample_rate)
+            signal, offset = speed_perturb(signal)
+            first = random_crop_start(len(signal), crop_samples)
+            signal = signal[first : first + crop_samples]
         if crop_padding == "wrap":
             signal = wrap_pad(signal, crop_samples)
-        return signal
+        if augmenter is not None:
+            signal = augmenter(signal)
+        yield signal
+        yield offset
 
     @sb.utils.data_pipeline.takes("wav", "start", "stop")
     @sb.utils.data_pipeline.provides("sig")
@@ -779,19 +917,26 @@ def dataio_prep(hparams):
     label_encoder = sb.dataio.encoder.CategoricalEncoder()
 
     @sb.utils.data_pipeline.takes("spk_id")
-    @sb.utils.data_pipeline.provides("spk_id", "spk_id_encoded")
+    @sb.utils.data_pipeline.provides("spk_id", "speaker_index")
     def label_pipeline(spk_id):
         yield spk_id
-        yield label_encoder.encode_sequence_torch([spk_id])
+        yield label_encoder.encode_label(spk_id)
+
+    @sb.utils.data_pipeline.takes("speaker_index", "class_offset")
+    @sb.utils.data_pipeline.provides("spk_id_encoded")
+    def class_pipeline(speaker_index, class_offset):
+        label = speaker_index + len(label_encoder) * class_offset
+        return torch.LongTensor([label])
 
     sb.dataio.dataset.add_dynamic_item(
         [datasets["train"]], random_crop_pipeline
     )
     sb.dataio.dataset.add_dynamic_item([datasets["train"]], label_pipeline)
+    sb.dataio.dataset.add_dynamic_item([datasets["train"]], class_pipeline)
     sb.dataio.dataset.set_output_keys(
         [datasets["train"]], ["id", "sig", "spk_id_encoded"]
     )
-    for split in ("valid", "test"):
+    for split in [name for name in datasets if name != "train"]:
         sb.dataio.dataset.add_dynamic_item(
             [datasets[split]], full_utterance_pipeline
         )
@@ -804,11 +949,22 @@ def dataio_prep(hparams):
         output_key="spk_id",
     )
     n_speakers = len(label_encoder)
-    if n_speakers != hparams["out_n_neurons"]:
+    copies = hparams.get("classes_per_speaker", 1)
+    if n_speakers * copies != hparams["out_n_neurons"]:
+        per_speaker = f" x {copies} classes per speaker" if copies > 1 else ""
         raise ValueError(
             f"out_n_neurons is {hparams['out_n_neurons']} but the training "
             f"manifest {hparams['train_annotation']} has {n_speakers} "
-            f"speakers: set --out_n_neurons={n_speakers}."
+            f"speakers{per_speaker}: set --out_n_neurons="
+            f"{n_speakers * copies}."
+        )
+    if speed_perturb is not None and (
+        speed_perturb.classes_per_speaker > copies
+    ):
+        raise ValueError(
+            f"speed_perturb makes {speed_perturb.classes_per_speaker} "
+            f"classes per speaker but classes_per_speaker is {copies}: set "
+            f"--classes_per_speaker={speed_perturb.classes_per_speaker}"
         )
     return datasets, label_encoder
 
@@ -878,18 +1034,23 @@ def main(argv):
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     check_schedule(hparams)
+    # With gradient accumulation each optimizer step takes that many loader
+    # batches, which split the global batch between them.
+    accumulation = int(
+        run_opts.get("grad_accumulation_factor")
+        or hparams.get("grad_accumulation_factor", 1)
+    )
     batch_per_process = per_process_batch_size(
-        hparams["batch_size"], world_size()
+        hparams["batch_size"], world_size() * accumulation
     )
     save_folder = hparams["checkpointer"].checkpoints_dir
-    changes = decide_on_main(
-        lambda: check_resume(
-            output_folder,
-            resolved,
-            bool(complete_checkpoints(save_folder)),
-            allow_changes,
-        )
-    )
+
+    def check_run_state():
+        resuming = bool(complete_checkpoints(save_folder))
+        changed = check_resume(output_folder, resolved, resuming, allow_changes)
+        return changed, resuming
+
+    changes, resuming = decide_on_main(check_run_state)
     sb.create_experiment_directory(
         experiment_directory=output_folder,
         hyperparams_to_save=hparams_file,
@@ -897,12 +1058,15 @@ def main(argv):
     )
     logger.info(
         "Batch of %d utterances per optimizer step: %d per process over %d "
-        "process(es)",
+        "process(es) and %d accumulated batch(es)",
         hparams["batch_size"],
         batch_per_process,
         world_size(),
+        accumulation,
     )
     decide_on_main(hparams["prepare_data"])
+    if hparams.get("prepare_noise") is not None:
+        decide_on_main(hparams["prepare_noise"])
 
     datasets, _ = dataio_prep(hparams)
     hparams["valid_trials_data"] = load_trials(
@@ -912,6 +1076,15 @@ def main(argv):
         hparams["test_trials"], set(datasets["test"].data_ids), "test"
     )
 
+    # A fresh run may start from another run's or a model's weights; a
+    # resumed one continues from its own checkpoints.
+    if hparams.get("init_from") and not resuming:
+        folder = init_modules_from(
+            hparams["init_from"], hparams["modules"], hparams["init_modules"]
+        )
+        logger.info(
+            "Initialised %s from %s", ", ".join(hparams["init_modules"]), folder
+        )
     brain = SpeakerBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
@@ -957,6 +1130,8 @@ def main(argv):
         min_key="EER",
         test_loader_kwargs=eval_loader_options(hparams, datasets["test"]),
     )
+    if hparams.get("score_backend"):
+        backend_evaluation(brain, hparams, datasets)
     return brain
 
 
