@@ -46,6 +46,6 @@ setup(
         ]
     },
     entry_points={
-        "console_scripts": ["unipool-sv=unipool_lobes.cli:main"],
+        "console_scripts": ["unipool-sv=unipool_lobes.inference.cli:main"],
     },
 )

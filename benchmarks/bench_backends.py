@@ -164,11 +164,11 @@ def build_backend(key):
     >>> backend(torch.randn(2, 13, 10, 768)).shape
     torch.Size([2, 1, 768])
     """
-    from unipool_lobes.lap import LAP
-    from unipool_lobes.layer_weighted import LayerWeightedECAPA
-    from unipool_lobes.mean_pool import LayerMeanPool
-    from unipool_lobes.mhfa import MHFA
-    from unipool_lobes.unipool import UniPool
+    from unipool_lobes.models.lap import LAP
+    from unipool_lobes.models.layer_weighted import LayerWeightedECAPA
+    from unipool_lobes.models.mean_pool import LayerMeanPool
+    from unipool_lobes.models.mhfa import MHFA
+    from unipool_lobes.models.unipool.model import UniPool
 
     builders = {
         "unipool": lambda: UniPool(HIDDEN_SIZE, HIDDEN_STATES - 1),
@@ -254,7 +254,7 @@ def _build(name, args, device):
                 model(waves, output_hidden_states=True)
 
         return step
-    from unipool_lobes.unipool import UniPool
+    from unipool_lobes.models.unipool.model import UniPool
 
     model = UniPool().to(device)
     frames = int(args.seconds * FRAMES_PER_SECOND)
@@ -658,7 +658,7 @@ def main(argv=None):
 
     if args.skip_systems:
         return
-    from unipool_lobes.local_models import write_local_model
+    from unipool_lobes.frontends.local_models import write_local_model
 
     with tempfile.TemporaryDirectory() as work_folder:
         model_folder = write_local_model(

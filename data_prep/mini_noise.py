@@ -1,7 +1,7 @@
 """Mini MUSAN and mini RIRS_NOISES, in the real corpora's folder layouts.
 
 For tests and demos of :mod:`data_prep.noise_corpora` and
-:mod:`unipool_lobes.augment`: a few seconds of audio per file, 16-bit
+:mod:`unipool_lobes.dataio.augment`: a few seconds of audio per file, 16-bit
 16 kHz wav, under 2 MB in all with the defaults, written in well under a
 second, the same bytes for the same seed.
 

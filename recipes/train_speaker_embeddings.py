@@ -52,45 +52,32 @@ from speechbrain.utils.distributed import (
 from speechbrain.utils.logger import get_logger
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from data_prep.trials import read_trials
-from unipool_lobes.batching import DurationBatchSampler, is_out_of_memory
-from unipool_lobes.calibration import (
-    evaluate_backend_stages,
-    save_score_backend,
-)
-from unipool_lobes.checkpoints import (
-    CheckpointCorruptError,
-    complete_checkpoints,
-)
-from unipool_lobes.cropping import (
+from unipool_lobes.dataio.batching import DurationBatchSampler, is_out_of_memory
+from unipool_lobes.dataio.cropping import (
     check_crop_padding,
     random_crop_start,
     wrap_pad,
 )
-from unipool_lobes.distributed import (
-    DEFAULT_TIMEOUT_SECONDS,
-    decide_on_main,
-    init_distributed,
-    world_size,
+from unipool_lobes.dataio.manifest import read_manifest
+from unipool_lobes.scoring.calibration import (
+    evaluate_backend_stages,
+    save_score_backend,
 )
-from unipool_lobes.init_from import init_modules_from
-from unipool_lobes.manifest import read_manifest
-from unipool_lobes.plots import plot_det
-from unipool_lobes.safe_io import (
-    DiskFullError,
-    FolderBusyError,
-    OutputFolderError,
-    lock_folder,
-    write_text_atomic,
-)
-from unipool_lobes.scoring import (
+from unipool_lobes.scoring.metrics import (
     cosine_score_trials,
     reported_metrics,
     verification_results,
     window_pair_score_trials,
     write_scores,
 )
-from unipool_lobes.training_checks import (
+from unipool_lobes.scoring.plots import plot_det
+from unipool_lobes.scoring.trials import read_trials
+from unipool_lobes.training.batch_norm import ProcessGroupBatchNorm
+from unipool_lobes.training.checkpoints import (
+    CheckpointCorruptError,
+    complete_checkpoints,
+)
+from unipool_lobes.training.checks import (
     RESUME_FLAG,
     HparamsChangedError,
     OverrideTypeError,
@@ -102,7 +89,20 @@ from unipool_lobes.training_checks import (
     plain_value,
     resolved_hparams_text,
 )
-from unipool_lobes.unipool_masking import ProcessGroupBatchNorm
+from unipool_lobes.training.distributed import (
+    DEFAULT_TIMEOUT_SECONDS,
+    decide_on_main,
+    init_distributed,
+    world_size,
+)
+from unipool_lobes.training.init_from import init_modules_from
+from unipool_lobes.utils.safe_io import (
+    DiskFullError,
+    FolderBusyError,
+    OutputFolderError,
+    lock_folder,
+    write_text_atomic,
+)
 
 logger = get_logger(__name__)
 

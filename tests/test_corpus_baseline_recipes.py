@@ -39,7 +39,7 @@ from data_prep.librispeech import prepare_librispeech
 from data_prep.mini_corpus import write_mini_librispeech
 from data_prep.trials import read_trials
 from data_prep.voxceleb import prepare_voxceleb
-from unipool_lobes.local_models import write_local_model
+from unipool_lobes.frontends.local_models import write_local_model
 
 pytestmark = pytest.mark.slow
 

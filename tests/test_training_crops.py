@@ -16,7 +16,7 @@ import yaml
 from recipe_script import load_recipe_script
 
 from data_prep.common import write_csv_atomic
-from unipool_lobes.cropping import wrap_pad
+from unipool_lobes.dataio.cropping import wrap_pad
 
 RECIPES = pathlib.Path(__file__).resolve().parents[1] / "recipes"
 RATE = 16000
