@@ -43,6 +43,7 @@ import pathlib
 import re
 import shutil
 import sys
+import tempfile
 import textwrap
 
 import processes
@@ -567,13 +568,22 @@ def test_row_runs_with_its_flags(row, placeholders):
     assert not missing, f"{row['Hparam_file']}: missing {missing}"
 
 
-@pytest.mark.xfail(
-    strict=True,
+# Today a row fails under --debug when its validation or test set needs
+# more than debug_batches (2) batches: the mini VCTK and LibriSpeech do,
+# the mini VoxCeleb does not (its rows pass), hence not strict for all rows.
+DEBUG_XFAIL = pytest.mark.xfail(
+    strict=not ALL_ROWS,
     reason="the lead fixes the recipe script: under --debug, validation "
     "embeds only debug_batches batches and scoring the validation trials "
     "then raises KeyError (trial ids without an embedding)",
 )
-@pytest.mark.parametrize("row", DEBUG_ROWS, ids=_row_id)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [pytest.param(row, marks=DEBUG_XFAIL) for row in DEBUG_ROWS],
+    ids=_row_id,
+)
 def test_row_debug_run(row, placeholders):
     """SpeechBrain's runner: the row's flags, ``--output_folder`` and
     ``--debug --debug_persistently``, then ``test_debug_checks``."""
@@ -928,8 +938,11 @@ def doctest_failures(modules, optionflags=SB_DOCTEST_FLAGS, tmp_path=None):
             if not test.examples:
                 continue
             # A fresh folder per docstring, as pytest gives each its own.
-            folder = pathlib.Path(tmp_path) / f"{module.__name__}.{number}"
-            folder.mkdir()
+            folder = pathlib.Path(
+                tempfile.mkdtemp(
+                    prefix=f"{module.__name__}.{number}.", dir=tmp_path
+                )
+            )
             fixtures = {"tmpdir": folder, "tmp_path": folder}
             test.globs["getfixture"] = fixtures.__getitem__
             report = []
