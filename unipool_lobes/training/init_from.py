@@ -111,9 +111,13 @@ def init_modules_from(source, modules, names):
         path = folder / f"{name}.ckpt"
         if not path.is_file():
             held = sorted(p.stem for p in folder.glob("*.ckpt"))
+            kind = (
+                "" if held else "; it is no run folder either (no save/CKPT+*)"
+            )
             raise FileNotFoundError(
                 f"init_from {folder}: no {name}.ckpt for the module {name} "
-                f"(the source holds: {', '.join(held) or 'no .ckpt file'})"
+                f"(the source holds: {', '.join(held) or 'no .ckpt file'}"
+                f"{kind})"
             )
         load_state_dict_strict(modules[name], path)
     return folder
