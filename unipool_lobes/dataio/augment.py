@@ -53,29 +53,57 @@ time_domain``, SpeechBrain 1.1):
   ``torchaudio.functional.resample``, the authors' call, to float
   rounding (about 1e-6).
 
+The level and SNR helpers live in :mod:`unipool_lobes.dataio.mixing`, the
+noise and RIR pools in :mod:`unipool_lobes.dataio.noise_pools`, and
+:class:`SpeedPerturbation` in :mod:`unipool_lobes.dataio.speed`; their
+names are importable from here as well.
+
 Authors
  * unipool-sv developers 2026
 """
 
 import math
-import os
 
 import torch
-from scipy.fft import next_fast_len
-from speechbrain.augment.time_domain import Resample
-
-# The function itself: ``speechbrain.dataio.audio_io`` is a lazy module whose
-# every attribute access inspects the caller's frame (about 0.1 ms).
-from speechbrain.dataio.audio_io import load as load_audio
 
 from unipool_lobes.dataio.cropping import random_crop_start, wrap_pad
-from unipool_lobes.dataio.manifest import read_manifest
+from unipool_lobes.dataio.mixing import (
+    POWER_FLOOR,
+    _as_1d,
+    _integer,
+    _mono,
+    _uniform,
+    convolve_head,
+    signal_power,
+    snr_gain,
+)
+from unipool_lobes.dataio.noise_pools import (
+    MUSAN_TYPES,
+    load_noise_pools,
+    load_rir_pool,
+)
+from unipool_lobes.dataio.speed import SpeedPerturbation
+
+__all__ = [
+    "AUGMENT_TYPES",
+    "MUSAN_TYPES",
+    "NOISE_CATEGORIES",
+    "NOISE_LENGTHS",
+    "POWER_FLOOR",
+    "TYPE_POOLS",
+    "SpeedPerturbation",
+    "WaveformAugmenter",
+    "convolve_head",
+    "load_noise_pools",
+    "load_rir_pool",
+    "signal_power",
+    "snr_gain",
+]
 
 AUGMENT_TYPES = ("reverb", "noise", "music", "babble", "television")
 # Share of the crop a noise covers: (low, high), per category.
 NOISE_LENGTHS = {"full": (1.0, 1.0), "half": (0.4, 0.6), "third": (0.2, 0.4)}
 NOISE_CATEGORIES = tuple(NOISE_LENGTHS)
-MUSAN_TYPES = ("noise", "music", "speech")
 # The pools each type draws from.
 TYPE_POOLS = {
     "reverb": ("rir",),
@@ -84,436 +112,6 @@ TYPE_POOLS = {
     "babble": ("speech",),
     "television": ("speech", "music"),
 }
-# Added inside the log of the power, as the authors do (silence: -40 dB).
-POWER_FLOOR = 1e-4
-
-
-def signal_power(signal):
-    """Level of a signal in dB, as the authors measure it.
-
-    Arguments
-    ---------
-    signal : torch.Tensor
-        ``[time]`` samples.
-
-    Returns
-    -------
-    float
-        ``10 log10(mean(signal^2) + 1e-4)``, computed in float64.
-
-    Example
-    -------
-    >>> round(signal_power(torch.zeros(100)), 6)
-    -40.0
-    >>> round(signal_power(torch.ones(100)), 4)
-    0.0004
-    """
-    samples = signal.reshape(-1).to(torch.float64)
-    mean_square = torch.dot(samples, samples).item() / max(1, samples.numel())
-    return 10.0 * math.log10(mean_square + POWER_FLOOR)
-
-
-def snr_gain(reference_power, noise_power, snr):
-    """Amplitude factor that puts a noise ``snr`` dB under a reference.
-
-    Arguments
-    ---------
-    reference_power : float
-        Level of the reference (clean) signal, dB (:func:`signal_power`).
-    noise_power : float
-        Level of the noise, dB.
-    snr : float
-        Wanted signal-to-noise ratio, dB.
-
-    Returns
-    -------
-    float
-        ``sqrt(10^((reference_power - noise_power - snr) / 10))``.
-
-    Example
-    -------
-    >>> snr_gain(0.0, 0.0, 20.0)
-    0.1
-    """
-    return math.sqrt(10.0 ** ((reference_power - noise_power - snr) / 10.0))
-
-
-def convolve_head(signal, kernel):
-    """First ``len(signal)`` samples of the full linear convolution.
-
-    By FFT, at the smallest fast length (``scipy.fft.next_fast_len``) of
-    at least ``len(signal) + len(kernel) - 1`` points, so nothing wraps
-    around. ``torchaudio.functional.fftconvolve`` computes the same at
-    exactly that many points, which can be a slow FFT length: 47,999 (7 x
-    6,857) for a 2 s crop and a 1 s RIR, about ten times slower.
-
-    Arguments
-    ---------
-    signal : torch.Tensor
-        ``[time]`` samples.
-    kernel : torch.Tensor
-        ``[taps]`` impulse response.
-
-    Returns
-    -------
-    torch.Tensor
-        ``[time]``, ``signal``'s dtype.
-
-    Example
-    -------
-    >>> convolve_head(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 1.0]))
-    tensor([1., 3., 5.])
-    """
-    n_samples = signal.shape[0]
-    size = next_fast_len(n_samples + kernel.shape[0] - 1, real=True)
-    spectrum = torch.fft.rfft(signal, size) * torch.fft.rfft(kernel, size)
-    out = torch.fft.irfft(spectrum, size)[:n_samples]
-    return out.to(signal.dtype).contiguous()
-
-
-def _uniform(low, high, generator):
-    """One float drawn uniformly in ``[low, high)``."""
-    draw = torch.rand((), generator=generator, dtype=torch.float64).item()
-    return low + (high - low) * draw
-
-
-def _integer(low, high, generator):
-    """One integer drawn uniformly in ``[low, high]`` (both included)."""
-    return int(torch.randint(low, high + 1, (), generator=generator))
-
-
-def _as_1d(signal):
-    """Checks that ``signal`` is a non-empty 1-D tensor."""
-    if not isinstance(signal, torch.Tensor) or signal.dim() != 1:
-        shape = getattr(signal, "shape", type(signal).__name__)
-        raise ValueError(f"expected a 1-D waveform tensor, got {shape}")
-    if signal.numel() == 0:
-        raise ValueError("cannot augment an empty waveform")
-    return signal
-
-
-def _mono(audio):
-    """``[channels, time]`` down-mixed to ``[time]`` (a view when mono)."""
-    return audio[0] if audio.shape[0] == 1 else audio.mean(dim=0)
-
-
-class SpeedPerturbation:
-    """Speed perturbation with one class per factor, as the LAP authors do.
-
-    A factor is drawn uniformly from ``factors`` (repeats weight it: the
-    default gives 1.0 a chance of 0.6, 0.9 and 1.1 0.2 each). A factor
-    other than 1.0 resamples the signal from ``factor * sample_rate`` to
-    ``sample_rate`` (ratios reduced by their gcd: 9 -> 10 for 0.9, 11 -> 10
-    for 1.1) and plays it at ``sample_rate``: 0.9 is slower and lower,
-    and ``N`` samples become ``ceil(N / 0.9)``. Each distinct factor is a
-    class offset: 0 for 1.0, then 1, 2, ... for the other factors in the
-    order they first appear in ``factors`` (the authors' CPython set order
-    for 0.9 and 1.1); a speaker's label becomes ``label + n_speakers *
-    offset``. ``factor * sample_rate`` is rounded to an integer (the
-    authors truncate it, which gives the same ratios for 0.9 and 1.1).
-
-    Arguments
-    ---------
-    factors : sequence of float
-        The factors to draw from; must hold 1.0 (offset 0).
-    sample_rate : int
-        The signal's sample rate (Hz).
-
-    Example
-    -------
-    >>> speed = SpeedPerturbation()
-    >>> speed.classes_per_speaker, speed.offsets
-    (3, {1.0: 0, 0.9: 1, 1.1: 2})
-    >>> signal, offset = speed(torch.randn(16000), torch.Generator())
-    >>> (signal.shape[0], offset) in {(16000, 0), (17778, 1), (14546, 2)}
-    True
-    """
-
-    def __init__(self, factors=(1.0, 1.0, 1.0, 0.9, 1.1), sample_rate=16000):
-        factors = tuple(float(factor) for factor in factors)
-        if not factors:
-            raise ValueError("speed perturbation: no factors given")
-        if any(not factor > 0 for factor in factors):
-            raise ValueError(
-                f"speed perturbation: factors must be positive, got {factors}"
-            )
-        if 1.0 not in factors:
-            raise ValueError(
-                f"speed perturbation: factors {factors} lack 1.0, the "
-                "unperturbed class (offset 0)"
-            )
-        self.factors = factors
-        self.sample_rate = int(sample_rate)
-        distinct = [1.0] + [f for f in dict.fromkeys(factors) if f != 1.0]
-        self.offsets = {
-            factor: offset for offset, factor in enumerate(distinct)
-        }
-        self.classes_per_speaker = len(distinct)
-        self.resamplers = {}
-        for factor in distinct[1:]:
-            source = round(factor * self.sample_rate)
-            if source <= 0:
-                raise ValueError(f"speed factor {factor} is too small")
-            divisor = math.gcd(source, self.sample_rate)
-            self.resamplers[factor] = Resample(
-                orig_freq=source // divisor,
-                new_freq=self.sample_rate // divisor,
-            )
-
-    def draw(self, generator=None):
-        """Draws a factor.
-
-        Arguments
-        ---------
-        generator : torch.Generator, optional
-            Source of randomness (torch's global one by default).
-
-        Returns
-        -------
-        float
-            One of ``factors``, uniformly.
-
-        Example
-        -------
-        >>> SpeedPerturbation((1.0,)).draw()
-        1.0
-        """
-        index = int(torch.randint(len(self.factors), (), generator=generator))
-        return self.factors[index]
-
-    def perturb(self, signal, factor):
-        """Applies one factor.
-
-        Arguments
-        ---------
-        signal : torch.Tensor
-            ``[time]`` samples at ``sample_rate``.
-        factor : float
-            One of ``factors``.
-
-        Returns
-        -------
-        torch.Tensor
-            The resampled signal (the input itself for 1.0).
-
-        Example
-        -------
-        >>> speed = SpeedPerturbation()
-        >>> speed.perturb(torch.randn(9000), 0.9).shape
-        torch.Size([10000])
-        """
-        signal = _as_1d(signal)
-        if factor not in self.offsets:
-            raise ValueError(
-                f"speed factor {factor} is not one of {self.factors}"
-            )
-        if factor == 1.0:
-            return signal
-        resampler = self.resamplers[factor]
-        return resampler(signal.unsqueeze(0)).squeeze(0)
-
-    def __call__(self, signal, generator=None):
-        """Draws a factor and applies it.
-
-        Arguments
-        ---------
-        signal : torch.Tensor
-            ``[time]`` samples at ``sample_rate``.
-        generator : torch.Generator, optional
-            Source of randomness (torch's global one by default).
-
-        Returns
-        -------
-        signal : torch.Tensor
-            The perturbed ``[time']`` signal.
-        class_offset : int
-            The factor's class offset (0 for 1.0).
-        """
-        factor = self.draw(generator)
-        return self.perturb(signal, factor), self.offsets[factor]
-
-
-def _read_audio(path, start=0, n_frames=-1):
-    """Reads ``[channels, time]`` float samples and the sample rate."""
-    try:
-        return load_audio(
-            str(path), frame_offset=int(start), num_frames=int(n_frames)
-        )
-    except Exception as error:  # soundfile raises several types
-        raise ValueError(f"{path}: unreadable audio ({error})") from error
-
-
-class _Pool:
-    """Audio items of one manifest: a path index, starts and stops.
-
-    Compact on purpose (tens of thousands of rows, one copy per loader
-    worker): unique paths once, and per item the path's index, the first
-    and last sample, and the ID and manifest line for messages.
-    """
-
-    def __init__(self, manifest):
-        self.manifest = str(manifest)
-        self.paths = []
-        self.items = []  # (path index, start, stop, ID, line)
-
-    def add(self, path, start, stop, item_id, line):
-        if not self.paths or self.paths[-1] != path:
-            self.paths.append(path)
-        self.items.append((len(self.paths) - 1, start, stop, item_id, line))
-
-    def __len__(self):
-        return len(self.items)
-
-    def where(self, index):
-        """``<manifest>:<line> (ID x)`` of an item."""
-        _, _, _, item_id, line = self.items[index]
-        return f"{self.manifest}:{line} (ID {item_id!r})"
-
-    def check_files(self):
-        """Raises on the first item whose file is missing."""
-        seen = set()
-        for index, (path_index, *_rest) in enumerate(self.items):
-            if path_index in seen:
-                continue
-            seen.add(path_index)
-            if not os.path.isfile(self.paths[path_index]):
-                raise ValueError(
-                    f"{self.where(index)}: audio file "
-                    f"{self.paths[path_index]} not found"
-                )
-
-    def size(self, index):
-        """Samples of item ``index`` (None: the whole file)."""
-        _, start, stop, _, _ = self.items[index]
-        return None if stop is None else stop - start
-
-    def read(self, index, sample_rate, offset=0, n_frames=None):
-        """``[channels, time]`` samples of item ``index``, rate checked:
-        ``n_frames`` of them (default: all) from ``offset`` into it."""
-        path_index, start, stop, _, _ = self.items[index]
-        path = self.paths[path_index]
-        if n_frames is None:
-            n_frames = -1 if stop is None else stop - start - offset
-        try:
-            audio, rate = _read_audio(path, start + offset, n_frames)
-        except ValueError as error:
-            raise ValueError(f"{self.where(index)}: {error}") from None
-        if rate != sample_rate:
-            raise ValueError(
-                f"{self.where(index)}: {path} has a sample rate of {rate} "
-                f"Hz, the augmenter expects {sample_rate} Hz"
-            )
-        if audio.shape[-1] == 0:
-            raise ValueError(f"{self.where(index)}: {path} gave no samples")
-        return audio
-
-
-def _rows(manifest, columns, replacements):
-    """Manifest rows with their line numbers, columns checked."""
-    rows = read_manifest(manifest, replacements)
-    if rows:
-        missing = [c for c in columns if c not in next(iter(rows.values()))]
-        if missing:
-            raise ValueError(
-                f"{manifest}: missing column(s) {missing}; expected "
-                f"{['ID', *columns]}"
-            )
-    # read_manifest keeps file order; line 1 is the header.
-    for line, (item_id, row) in enumerate(rows.items(), start=2):
-        yield line, item_id, row
-
-
-def _sample_bounds(row, where):
-    """``(start, stop)`` integers of a noise row, checked."""
-    try:
-        start, stop = int(row["start"]), int(row["stop"])
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{where}: start/stop {row['start']!r}/{row['stop']!r} are not "
-            "sample counts"
-        ) from None
-    if start < 0 or stop <= start:
-        raise ValueError(f"{where}: bad window start={start} stop={stop}")
-    return start, stop
-
-
-def load_noise_pools(manifest, replacements=None):
-    """Reads a MUSAN window manifest into one pool per type.
-
-    Arguments
-    ---------
-    manifest : str or path
-        ``musan.csv`` (``ID,duration,wav,start,stop,type``).
-    replacements : dict, optional
-        ``$name`` replacements of the ``wav`` paths (e.g. ``data_root``).
-
-    Returns
-    -------
-    dict
-        ``{"noise": pool, "music": pool, "speech": pool}`` (pools may be
-        empty).
-
-    Raises
-    ------
-    ValueError
-        On a missing column, a bad window, an unknown type or a missing
-        file, naming the manifest and line.
-
-    Example
-    -------
-    >>> path = getfixture("tmp_path") / "musan.csv"
-    >>> _ = path.write_text("ID,duration,wav,start,stop,type\\n")
-    >>> sorted(len(p) for p in load_noise_pools(path).values())
-    [0, 0, 0]
-    """
-    pools = {kind: _Pool(manifest) for kind in MUSAN_TYPES}
-    columns = ("wav", "start", "stop", "type")
-    for line, item_id, row in _rows(manifest, columns, replacements):
-        where = f"{manifest}:{line} (ID {item_id!r})"
-        if row["type"] not in pools:
-            raise ValueError(
-                f"{where}: type {row['type']!r} is not one of {MUSAN_TYPES}"
-            )
-        start, stop = _sample_bounds(row, where)
-        pools[row["type"]].add(row["wav"], start, stop, item_id, line)
-    for pool in pools.values():
-        pool.check_files()
-    return pools
-
-
-def load_rir_pool(manifest, replacements=None):
-    """Reads a RIR manifest into one pool (whole files).
-
-    Arguments
-    ---------
-    manifest : str or path
-        ``rirs.csv`` (``ID,duration,wav,kind``; only ``wav`` is needed).
-    replacements : dict, optional
-        ``$name`` replacements of the ``wav`` paths.
-
-    Returns
-    -------
-    _Pool
-        The RIRs, in file order.
-
-    Raises
-    ------
-    ValueError
-        On a missing ``wav`` column or a missing file, naming the manifest
-        and line.
-
-    Example
-    -------
-    >>> path = getfixture("tmp_path") / "rirs.csv"
-    >>> _ = path.write_text("ID,duration,wav,kind\\n")
-    >>> len(load_rir_pool(path))
-    0
-    """
-    pool = _Pool(manifest)
-    for line, item_id, row in _rows(manifest, ("wav",), replacements):
-        pool.add(row["wav"], 0, None, item_id, line)
-    pool.check_files()
-    return pool
 
 
 class WaveformAugmenter:
