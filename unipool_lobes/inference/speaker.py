@@ -26,141 +26,47 @@ Authors
  * unipool-sv developers 2026
 """
 
-import json
 import os
-import pathlib
 
 import torch
 import torch.nn.functional as F
-from hyperpyyaml import load_hyperpyyaml
-from speechbrain.dataio import audio_io
 from speechbrain.dataio.preprocess import AudioNormalizer
 from speechbrain.inference.speaker import SpeakerRecognition
 from tqdm import tqdm
 
 from unipool_lobes.dataio.batching import duration_batches, is_out_of_memory
-from unipool_lobes.scoring.calibration import BACKEND_FILES, load_score_backend
-from unipool_lobes.training.checkpoints import (
-    check_finite_parameters,
-    load_state_dict,
-    verify_files,
+from unipool_lobes.inference.audio import (
+    AudioInputError,
+    audio_duration,
+    check_length,
+    minimum_input_samples,
+    pad_waveforms,
+    read_audio as read_checked_audio,
+    sample_counts,
+)
+from unipool_lobes.inference.loading import (
+    EXPORT_INFO,
+    CheckpointMismatchError,
+    load_pretrained_hparams,
+    load_state_dict_strict,
+)
+from unipool_lobes.scoring.score_backend import (
+    BACKEND_FILES,
+    load_score_backend,
 )
 
-# The export record of a pretrained folder (``unipool_lobes.inference.export``).
-EXPORT_INFO = "export.json"
-
-
-class AudioInputError(ValueError):
-    """An audio input that cannot be used: unreadable, empty or too short."""
-
-
-class CheckpointMismatchError(RuntimeError):
-    """A checkpoint whose keys or shapes do not fit the module's."""
-
-
-def load_state_dict_strict(module, path):
-    """Loads a ``.ckpt`` state dict into ``module``, all keys or an error.
-
-    Usable as a ``Pretrainer`` custom hook (``hook(obj, path)``).
-
-    Arguments
-    ---------
-    module : torch.nn.Module
-        The module to fill.
-    path : str or os.PathLike
-        A state dict saved with ``torch.save``.
-
-    Raises
-    ------
-    CheckpointMismatchError
-        If keys are missing or unexpected, or shapes differ; the message
-        names the file, the module class and the keys.
-    unipool_lobes.training.checkpoints.CheckpointCorruptError
-        If the file is unreadable (truncated, corrupt) or holds NaN or
-        infinite values.
-
-    Example
-    -------
-    >>> path = str(getfixture("tmp_path") / "linear.ckpt")
-    >>> torch.save(torch.nn.Linear(3, 2).state_dict(), path)
-    >>> load_state_dict_strict(torch.nn.Linear(3, 2), path)
-    >>> try:
-    ...     load_state_dict_strict(torch.nn.Linear(4, 2), path)
-    ... except CheckpointMismatchError as error:
-    ...     print(str(error).split(" does not fit ")[1])
-    Linear: shape mismatches: weight (checkpoint [2, 3], model [2, 4])
-    """
-    state = load_state_dict(path)
-    check_finite_parameters(path, state)
-    expected = module.state_dict()
-    missing = [key for key in expected if key not in state]
-    unexpected = [key for key in state if key not in expected]
-    misshaped = [
-        f"{key} (checkpoint {list(state[key].shape)}, model "
-        f"{list(expected[key].shape)})"
-        for key in expected
-        if key in state and state[key].shape != expected[key].shape
-    ]
-    if missing or unexpected or misshaped:
-        problems = []
-        for name, keys in (
-            ("missing keys", missing),
-            ("unexpected keys", unexpected),
-            ("shape mismatches", misshaped),
-        ):
-            if keys:
-                shown = ", ".join(keys[:10])
-                more = f" and {len(keys) - 10} more" if len(keys) > 10 else ""
-                problems.append(f"{name}: {shown}{more}")
-        raise CheckpointMismatchError(
-            f"{path} does not fit {type(module).__name__}: "
-            + "; ".join(problems)
-        )
-    module.load_state_dict(state, strict=True)
-
-
-def minimum_input_samples(front_end):
-    """The fewest samples for which a front-end gives one frame.
-
-    For a wav2vec2-style model it is the receptive field of its CNN
-    feature encoder, from the config's ``conv_kernel`` and ``conv_stride``
-    (400 samples, 25 ms at 16 kHz, for wav2vec 2.0, HuBERT and WavLM). A
-    front-end may state its own with a ``minimum_samples`` attribute;
-    otherwise 1.
-
-    Arguments
-    ---------
-    front_end : torch.nn.Module
-        The front-end (e.g. ``MultiLayerSSL``).
-
-    Returns
-    -------
-    int
-        The minimum number of samples.
-
-    Example
-    -------
-    >>> from unipool_lobes.frontends.local_models import write_local_model
-    >>> from unipool_lobes.frontends.ssl import MultiLayerSSL
-    >>> ssl = MultiLayerSSL(write_local_model(str(getfixture("tmp_path"))))
-    >>> minimum_input_samples(ssl)
-    400
-    >>> int(ssl.frame_lengths(399)), int(ssl.frame_lengths(400))
-    (0, 1)
-    """
-    stated = getattr(front_end, "minimum_samples", None)
-    if stated is not None:
-        return int(stated)
-    config = getattr(getattr(front_end, "model", None), "config", None)
-    kernels = getattr(config, "conv_kernel", None)
-    strides = getattr(config, "conv_stride", None)
-    if not kernels or not strides:
-        return 1
-    field, jump = 1, 1
-    for kernel, stride in zip(kernels, strides, strict=True):
-        field += (kernel - 1) * jump
-        jump *= stride
-    return field
+# The names of this module before the audio helpers (``.audio``) and the
+# strict loading (``.loading``) moved out, given here for old imports and
+# old exported folders (``load_state_dict_strict`` hooks in their yaml).
+__all__ = [
+    "EXPORT_INFO",
+    "AudioInputError",
+    "CheckpointMismatchError",
+    "SpeakerVerifier",
+    "load_state_dict_strict",
+    "minimum_input_samples",
+    "pad_waveforms",
+]
 
 
 class SpeakerVerifier(SpeakerRecognition):
@@ -286,46 +192,9 @@ class SpeakerVerifier(SpeakerRecognition):
             If the folder's score back-end files are corrupt (one without
             the other is a FileNotFoundError).
         """
-        folder = pathlib.Path(os.path.expanduser(os.fspath(source)))
-        if not folder.is_dir():
-            raise FileNotFoundError(
-                f"pretrained model folder not found: {source}"
-            )
-        hparams_path = folder / hparams_file
-        if not hparams_path.is_file():
-            raise FileNotFoundError(f"no {hparams_file} in {folder}")
-        export_info = folder / EXPORT_INFO
-        if export_info.is_file():
-            try:
-                records = json.loads(export_info.read_text("utf-8"))["files"]
-            except (ValueError, KeyError, TypeError):
-                records = {}  # exported before checksums were recorded
-            verify_files(folder, records, what="model folder")
-        with open(hparams_path, encoding="utf-8") as fin:
-            hparams = load_hyperpyyaml(fin, overrides or {})
-        pretrainer = hparams.get("pretrainer")
-        if pretrainer is None:
-            raise ValueError(f"{hparams_path} has no 'pretrainer' entry")
-        for name, loadable in pretrainer.loadables.items():
-            if name not in pretrainer.paths:
-                checkpoint = folder / f"{name}.ckpt"
-                if not checkpoint.is_file():
-                    raise FileNotFoundError(
-                        f"{checkpoint} not found (loadable {name!r} of "
-                        f"{hparams_path})"
-                    )
-                pretrainer.add_paths({name: str(checkpoint)})
-            if isinstance(loadable, torch.nn.Module):
-                pretrainer.custom_hooks.setdefault(name, load_state_dict_strict)
-        pretrainer.set_collect_in(None)
-        pretrainer.collect_files(default_source=str(folder))
-        pretrainer.load_collected()
-        label_file = folder / "label_encoder.txt"
-        label_encoder = hparams.get("label_encoder")
-        if label_file.is_file() and label_encoder is not None:
-            label_encoder.load(label_file)
-            _check_label_count(label_encoder, hparams["modules"], label_file)
-        hparams["savedir"] = str(folder)
+        folder, hparams = load_pretrained_hparams(
+            source, hparams_file, overrides
+        )
         verifier = cls(modules=hparams["modules"], hparams=hparams, **kwargs)
         verifier.score_backend = load_score_backend(folder)
         return verifier
@@ -624,28 +493,9 @@ class SpeakerVerifier(SpeakerRecognition):
         AudioInputError
             If it is unreadable, empty or too short.
         """
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"audio file not found: {path}")
-        options = {}
-        if segment is not None:
-            start, stop = (int(value) for value in segment)
-            options = {"frame_offset": start, "num_frames": stop - start}
-        try:
-            signal, rate = audio_io.load(path, channels_first=False, **options)
-        except Exception as error:
-            raise AudioInputError(
-                f"cannot read audio file {path}: {error}"
-            ) from error
-        if not bool(torch.isfinite(signal).all()):
-            raise AudioInputError(
-                f"{path}: holds NaN or infinite samples (corrupt audio)"
-            )
-        signal = self.audio_normalizer(signal.float(), rate)
-        if signal.dim() != 1:
-            signal = signal.reshape(signal.shape[0], -1).mean(dim=1)
-        self._check_length(signal.shape[0], path)
-        return signal
+        return read_checked_audio(
+            path, self.audio_normalizer, self.min_samples, segment
+        )
 
     def encode_files(
         self,
@@ -772,7 +622,7 @@ class SpeakerVerifier(SpeakerRecognition):
     # ---------------------------------------------------------------- helpers
     def _embed(self, wavs, wav_lens, keep_layer_weights=False):
         """Front-end then backend; optionally per-utterance layer weights."""
-        for row, length in enumerate(_sample_counts(wavs, wav_lens).tolist()):
+        for row, length in enumerate(sample_counts(wavs, wav_lens).tolist()):
             self._check_length(length, f"utterance {row} of the batch")
             if not bool(torch.isfinite(wavs[row, :length]).all()):
                 raise AudioInputError(
@@ -812,30 +662,11 @@ class SpeakerVerifier(SpeakerRecognition):
 
     def _check_length(self, n_samples, where):
         """Raises AudioInputError for an empty or too-short signal."""
-        if n_samples == 0:
-            raise AudioInputError(f"{where}: the signal is empty")
-        if n_samples < self.min_samples:
-            raise AudioInputError(
-                f"{where}: {n_samples} samples at {self.sample_rate} Hz is too "
-                f"short; the model needs at least {self.min_samples} samples "
-                f"({1000 * self.min_samples / self.sample_rate:g} ms), the "
-                "receptive field of one frame of its front-end"
-            )
+        check_length(n_samples, where, self.min_samples, self.sample_rate)
 
     def _duration(self, path, segment):
         """Duration in seconds of a file or segment (header only)."""
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"audio file not found: {path}")
-        try:
-            info = audio_io.info(path)
-        except Exception as error:
-            raise AudioInputError(
-                f"cannot read audio file {path}: {error}"
-            ) from error
-        frames = info.frames
-        if segment is not None:
-            frames = int(segment[1]) - int(segment[0])
-        return frames / info.sample_rate
+        return audio_duration(path, segment)
 
     def _decision_threshold(self, threshold):
         """The given threshold, or the calibrated one."""
@@ -847,54 +678,6 @@ class SpeakerVerifier(SpeakerRecognition):
                 "'threshold'"
             )
         return float(threshold)
-
-
-def pad_waveforms(signals):
-    """Right-pads 1-D waveforms into a batch with relative lengths.
-
-    Arguments
-    ---------
-    signals : list of torch.Tensor
-        ``[S_i]`` waveforms.
-
-    Returns
-    -------
-    wavs : torch.Tensor
-        ``[B, max S_i]`` zero-padded waveforms.
-    wav_lens : torch.Tensor
-        ``[B]`` lengths relative to the longest.
-
-    Example
-    -------
-    >>> wavs, lens = pad_waveforms([torch.ones(4), torch.ones(2)])
-    >>> wavs.tolist(), lens.tolist()
-    ([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]], [1.0, 0.5])
-    """
-    longest = max(signal.shape[0] for signal in signals)
-    wavs = signals[0].new_zeros(len(signals), longest)
-    for row, signal in enumerate(signals):
-        wavs[row, : signal.shape[0]] = signal
-    lengths = torch.tensor([signal.shape[0] for signal in signals])
-    return wavs, lengths.float() / longest
-
-
-def _check_label_count(label_encoder, modules, label_file):
-    """Checks the labels against the classifier's outputs, when it has one."""
-    weight = getattr(modules.get("classifier"), "weight", None)
-    if weight is None:
-        label_encoder.ignore_len()
-        return
-    if len(label_encoder) != weight.shape[0]:
-        raise ValueError(
-            f"{label_file} has {len(label_encoder)} labels but the classifier "
-            f"has {weight.shape[0]} outputs"
-        )
-    label_encoder.expect_len(weight.shape[0])
-
-
-def _sample_counts(wavs, wav_lens):
-    """Relative lengths -> sample counts, as the SSL front-end rounds them."""
-    return torch.round(wav_lens.double().cpu() * wavs.shape[1]).long()
 
 
 def _one_per_utterance(embeddings):
