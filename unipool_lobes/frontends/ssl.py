@@ -22,20 +22,41 @@ Where padding can leak into a valid frame, and what this module does:
   relative position bias depends on relative positions and on the query frame
   only, so it needs nothing more).
 
+The source and checkpoint helpers live in
+:mod:`unipool_lobes.frontends.ssl_sources`, the length, mask and
+normalisation helpers in :mod:`unipool_lobes.frontends.ssl_lengths`; their
+public names are importable from here as well.
+
 Authors
  * unipool-sv developers 2026
 """
 
 import inspect
-import os
 import warnings
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+from transformers import AutoConfig, AutoModel
 
-# HF's feature extractor adds this to the variance before the square root.
-NORMALIZE_EPS = 1e-7
+from unipool_lobes.frontends.ssl_lengths import (
+    NORMALIZE_EPS,
+    _absolute_lengths,
+    _lengths_to_mask,
+    normalize_waveforms,
+)
+from unipool_lobes.frontends.ssl_sources import (
+    _check_architecture,
+    read_feature_extractor,
+    resolve_source,
+)
+
+__all__ = [
+    "NORMALIZE_EPS",
+    "MultiLayerSSL",
+    "normalize_waveforms",
+    "read_feature_extractor",
+    "resolve_source",
+]
 
 # Normalisations whose statistics span the time axis: a CNN that holds one
 # depends on the padding of the batch.
@@ -466,25 +487,25 @@ class MultiLayerSSL(nn.Module):
         kept = self._layers_to_run(len(layers))
         last = len(layers) - 1
 
-        def keep_input(module, args, kwargs):
+        def _keep_input(module, args, kwargs):
             stacked[:, 0] = args[0] if args else kwargs["hidden_states"]
 
-        def keep_output_of(index):
-            def keep_output(module, args, output):
+        def _keep_output_of(index):
+            def _keep_output(module, args, output):
                 tensor = output[0] if isinstance(output, tuple) else output
                 if index == last and self.final_layer_norm:
                     tensor = self.model.encoder.layer_norm(tensor)
                 stacked[:, index + 1] = tensor
 
-            return keep_output
+            return _keep_output
 
         handles = [
             layers[kept[0]].register_forward_pre_hook(
-                keep_input, with_kwargs=True
+                _keep_input, with_kwargs=True
             )
         ]
         handles += [
-            layers[index].register_forward_hook(keep_output_of(index))
+            layers[index].register_forward_hook(_keep_output_of(index))
             for index in kept
         ]
         try:
@@ -552,173 +573,3 @@ class MultiLayerSSL(nn.Module):
         stable = getattr(self.model.config, "do_stable_layer_norm", False)
         if stable and not self.final_layer_norm:
             self.model.encoder.layer_norm.requires_grad_(False)
-
-
-def resolve_source(source):
-    """Returns ``source`` as a folder if local, or as given if a hub id.
-
-    Arguments
-    ---------
-    source : str or os.PathLike
-        A hub id (``org/name``) or a local folder.
-
-    Returns
-    -------
-    str
-        The expanded folder path, or the hub id unchanged.
-
-    Raises
-    ------
-    FileNotFoundError
-        When ``source`` looks like a local path (starts with ``/``, ``./``,
-        ``../`` or ``~``, holds a backslash, has more than one ``/``, or its
-        first component is an existing local folder) and does not exist.
-
-    Example
-    -------
-    >>> resolve_source("facebook/wav2vec2-base")
-    'facebook/wav2vec2-base'
-    >>> resolve_source("./no/such/model")
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: SSL model folder not found: ./no/such/model
-    """
-    source = os.fspath(source)
-    expanded = os.path.expanduser(source)
-    if os.path.exists(expanded):
-        return expanded
-    looks_local = (
-        source.startswith(("/", "./", "../", "~"))
-        or "\\" in source
-        or source.count("/") > 1
-        or (os.sep != "/" and os.sep in source)
-        # "models/w2v" when a local "models" folder exists
-        or ("/" in source and os.path.isdir(source.split("/")[0]))
-    )
-    if looks_local:
-        raise FileNotFoundError(f"SSL model folder not found: {source}")
-    return source
-
-
-def read_feature_extractor(source, save_path=None):
-    """Reads ``do_normalize`` and the sample rate of a checkpoint.
-
-    Arguments
-    ---------
-    source : str
-        A hub id or an existing local folder.
-    save_path : str, optional
-        The HF cache folder.
-
-    Returns
-    -------
-    do_normalize : bool
-        From the feature-extractor config; False when there is none.
-    sample_rate : int
-        Its ``sampling_rate``; 16000 when there is none.
-
-    Example
-    -------
-    >>> from unipool_lobes.frontends.local_models import write_local_model
-    >>> out = str(getfixture("tmp_path"))
-    >>> folder = write_local_model(out, do_normalize=True)
-    >>> read_feature_extractor(folder)
-    (True, 16000)
-    """
-    if os.path.isdir(source) and not os.path.isfile(
-        os.path.join(source, "preprocessor_config.json")
-    ):
-        return False, 16000
-    try:
-        extractor = AutoFeatureExtractor.from_pretrained(
-            source, cache_dir=save_path
-        )
-    except OSError as error:
-        if os.path.isdir(source):
-            raise
-        warnings.warn(
-            f"no feature-extractor config for {source} ({error}); "
-            "using do_normalize=False and 16 kHz",
-            stacklevel=2,
-        )
-        return False, 16000
-    return (
-        bool(getattr(extractor, "do_normalize", False)),
-        int(getattr(extractor, "sampling_rate", 16000)),
-    )
-
-
-def normalize_waveforms(wav, sample_lens):
-    """Zero mean, unit variance per utterance over its true samples.
-
-    As HF's feature extractor: ``(x - mean) / sqrt(var + 1e-7)`` with the
-    biased variance of the first ``length`` samples; padding stays zero.
-
-    Arguments
-    ---------
-    wav : torch.Tensor
-        ``[B, S]`` waveforms.
-    sample_lens : torch.Tensor
-        ``[B]`` lengths in samples.
-
-    Returns
-    -------
-    torch.Tensor
-        ``[B, S]`` normalised waveforms, zero after each length.
-
-    Example
-    -------
-    >>> wav = torch.tensor([[1.0, 3.0, 9.0], [2.0, 2.0, 2.0]])
-    >>> normalize_waveforms(wav, torch.tensor([2, 3]))
-    tensor([[-1.0000,  1.0000,  0.0000],
-            [ 0.0000,  0.0000,  0.0000]])
-    """
-    mask = _lengths_to_mask(sample_lens, wav.shape[1])
-    # float64 statistics: sums over long utterances stay exact enough that
-    # an utterance alone and in a batch agree.
-    wav64 = wav.double() * mask
-    count = sample_lens.to(wav64.dtype).unsqueeze(1)
-    mean = wav64.sum(dim=1, keepdim=True) / count
-    centred = torch.where(mask, wav64 - mean, 0.0)
-    var = centred.square().sum(dim=1, keepdim=True) / count
-    return (centred / torch.sqrt(var + NORMALIZE_EPS)).to(wav.dtype)
-
-
-def _absolute_lengths(wav, wav_lens):
-    """Relative lengths -> lengths in samples, with checks."""
-    if wav.dim() != 2:
-        raise ValueError(
-            f"wav must be [batch, samples], got shape {tuple(wav.shape)}"
-        )
-    batch, num_samples = wav.shape
-    if wav_lens is None:
-        return torch.full((batch,), num_samples, device=wav.device)
-    wav_lens = torch.as_tensor(wav_lens, device=wav.device)
-    if wav_lens.shape != (batch,):
-        raise ValueError(
-            f"wav_lens must have shape ({batch},), got {tuple(wav_lens.shape)}"
-        )
-    if bool(((wav_lens <= 0) | (wav_lens > 1 + 1e-6)).any()):
-        raise ValueError(
-            f"wav_lens must be relative lengths in (0, 1], got {wav_lens}"
-        )
-    lengths = torch.round(wav_lens.double() * num_samples).long()
-    return lengths.clamp(1, num_samples)
-
-
-def _lengths_to_mask(lengths, max_length):
-    """``[B]`` lengths -> ``[B, max_length]`` bool mask, True = valid."""
-    positions = torch.arange(max_length, device=lengths.device)
-    return positions.unsqueeze(0) < lengths.unsqueeze(1)
-
-
-def _check_architecture(model, source):
-    """Raises TypeError unless the model has the wav2vec2-style parts."""
-    parts = ("feature_extractor", "feature_projection", "encoder")
-    missing = [part for part in parts if not hasattr(model, part)]
-    if missing or not hasattr(model.encoder, "layers"):
-        raise TypeError(
-            f"{source} loads as {type(model).__name__}, which lacks "
-            f"{missing or ['encoder.layers']}: MultiLayerSSL needs a "
-            "wav2vec2-style speech model (wav2vec2, HuBERT, WavLM)"
-        )
