@@ -619,10 +619,10 @@ def child_dies_with_parent():
         _libc()
     parent_pid = os.getpid()
 
-    def in_child():
+    def _in_child():
         die_with_parent(parent_pid)
 
-    return in_child
+    return _in_child
 
 
 def _worker_init(parent_pid=None):

@@ -711,7 +711,7 @@ def _librispeech_command(commands):
         default=["train-clean-100", "dev-clean", "test-clean"],
     )
 
-    def run(args):
+    def _run(args):
         corpus = write_mini_librispeech(
             args.out,
             n_speakers=args.speakers,
@@ -727,7 +727,7 @@ def _librispeech_command(commands):
         )
         return corpus
 
-    command.set_defaults(run=run)
+    command.set_defaults(run=_run)
 
 
 def _vctk_command(commands):
@@ -739,7 +739,7 @@ def _vctk_command(commands):
     vctk.add_argument("--seed", type=int, default=0)
     vctk.add_argument("--layout", choices=("0.80", "0.92"), default="0.92")
 
-    def run(args):
+    def _run(args):
         corpus = write_mini_vctk(
             args.out,
             n_speakers=args.speakers,
@@ -754,7 +754,7 @@ def _vctk_command(commands):
         )
         return corpus
 
-    vctk.set_defaults(run=run)
+    vctk.set_defaults(run=_run)
 
 
 # ---------------------------------------------------------------- VoxCeleb
@@ -1031,7 +1031,7 @@ def _voxceleb_command(commands):
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--audio_folder", default="wav")
 
-    def run(args):
+    def _run(args):
         speakers = [
             f"id{args.first_speaker + index:05d}"
             for index in range(args.speakers)
@@ -1050,7 +1050,7 @@ def _voxceleb_command(commands):
         )
         return corpus
 
-    command.set_defaults(run=run)
+    command.set_defaults(run=_run)
 
 
 def main(argv=None):

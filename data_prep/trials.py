@@ -360,7 +360,7 @@ def balanced_trials(
             }
         )
 
-    def flags(first, second):
+    def _flags(first, second):
         return meta_matches(
             speaker_meta.get(first, {}),
             speaker_meta.get(second, {}),
@@ -383,7 +383,7 @@ def balanced_trials(
         )
     trials = []
 
-    def add(first, second, index1, index2, label, match):
+    def _add(first, second, index1, index2, label, match):
         flip = rng.integers(0, 2, size=len(index1)).astype(bool)
         for i, j, swap in zip(index1, index2, flip, strict=True):
             enrol, test = utts[first][i], utts[second][j]
@@ -400,11 +400,11 @@ def balanced_trials(
             index1, index2 = _sample_pairs_within(
                 len(utts[speaker]), count, rng
             )
-            add(speaker, speaker, index1, index2, 1, flags(speaker, speaker))
+            _add(speaker, speaker, index1, index2, 1, _flags(speaker, speaker))
 
     cells = {}
     for number, (i, j) in enumerate(pairs):
-        match = flags(speakers[i], speakers[j])
+        match = _flags(speakers[i], speakers[j])
         key = tuple(match.get(MATCH_COLUMNS[k], 0) for k in stratify_by)
         cells.setdefault(key, []).append(number)
     cell_keys = sorted(cells)
@@ -424,7 +424,7 @@ def balanced_trials(
             index1, index2 = _sample_pairs_across(
                 len(utts[first]), len(utts[second]), count, rng
             )
-            add(first, second, index1, index2, 0, flags(first, second))
+            _add(first, second, index1, index2, 0, _flags(first, second))
     trials.sort(key=lambda trial: (trial["enrol"], trial["test"]))
     return trials
 
@@ -501,13 +501,13 @@ def _speaker_sources(videos):
     n_videos = len(videos)
     sizes = np.array([len(u) for _, u in videos])
 
-    def across_cell(k):
+    def _across_cell(k):
         first, rest = divmod(k, n_videos - 1)
         return videos[first], videos[rest + (rest >= first)]
 
     across = _PairSource(
         n_videos * (n_videos - 1),
-        across_cell,
+        _across_cell,
         int((sizes.sum() ** 2 - (sizes**2).sum()) // 2),
     )
     return {1: within, 0: across}
@@ -639,7 +639,7 @@ def voxceleb2_authors_trials(
     rng = np.random.default_rng(seed)
     trials, used, short = [], set(), {}
 
-    def add(drawn, label):
+    def _add(drawn, label):
         (enrol, test), video1, video2 = drawn
         used.add(_pair_key(enrol, test))
         trials.append(
@@ -667,7 +667,7 @@ def voxceleb2_authors_trials(
                     s.n_used for s in sources[speaker].values()
                 )
                 continue
-            add(drawn, 1)
+            _add(drawn, 1)
     if len(trials) == 0 and n_positive:
         raise ValueError(
             f"no positive trial: none of the {len(speakers)} speakers "
@@ -683,7 +683,7 @@ def voxceleb2_authors_trials(
             if drawn is None:
                 short[" & ".join(pair)] = pair_sources[pair].n_used
                 continue
-            add(drawn, 0)
+            _add(drawn, 0)
     if short:
         logger.warning(
             "VoxCeleb2 trials: %d speaker(s) or speaker pair(s) have fewer "

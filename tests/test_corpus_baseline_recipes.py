@@ -27,11 +27,7 @@ import pytest
 import soundfile
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from mini_voxceleb_setup import (
-    GROUPS,
-    TRIALS_PER_CLASS,
-    write_corpus_and_lists,
-)
+from mini_voxceleb_setup import GROUPS, TRIALS_PER_CLASS, write_corpus_and_lists
 from test_baseline_recipes import SYSTEMS
 
 from data_prep.common import options_path, read_csv

@@ -202,7 +202,8 @@ def basename_id(path):
 
 
 def read_paper_trials(path, path_to_id=basename_id):
-    """Reads the authors' ``trials-*.csv`` (``LABEL,SAMPLE1,SAMPLE2,...``).
+    """Reads the authors' ``trials-*.csv`` (``LABEL``, ``SAMPLE1``, ``SAMPLE2``
+    and the match columns).
 
     Match columns keep their names in lower case (``GENDER_MATCH`` ->
     ``gender_match``); the original paths are kept as ``enrol_path`` and
@@ -340,7 +341,7 @@ def check_trial_pairs(trials, where):
     >>> try:
     ...     check_trial_pairs(trials, "t.csv")
     ... except ValueError as error:
-    ...     print(error)
+    ...     print(error)  # doctest: +NORMALIZE_WHITESPACE
     t.csv: trials 1 and 2 pair a with b but one says target (1),
     the other non-target (0)
     """

@@ -126,7 +126,7 @@ class TriStageLR(LRScheduler):
     ...     lrs.append(optimizer.param_groups[0]["lr"])
     ...     optimizer.step()
     ...     schedule.step()
-    >>> [f"{lr:.0e}" for lr in lrs]
+    >>> [f"{lr:.0e}" for lr in lrs]  # doctest: +NORMALIZE_WHITESPACE
     ['5e-06', '5e-05', '5e-05', '5e-05', '5e-05', '5e-05', '3e-05',
      '2e-05', '1e-05', '8e-06']
     >>> f"{schedule.get_last_lr()[0]:.0e}"
@@ -277,7 +277,7 @@ class WarmupCosineLR(LRScheduler):
     ...     lrs.append(optimizer.param_groups[0]["lr"])
     ...     optimizer.step()
     ...     schedule.step()
-    >>> [f"{lr:.1e}" for lr in lrs]
+    >>> [f"{lr:.1e}" for lr in lrs]  # doctest: +NORMALIZE_WHITESPACE
     ['1.0e-05', '1.0e-03', '9.7e-04', '8.8e-04', '7.5e-04', '5.9e-04',
      '4.2e-04', '2.6e-04', '1.3e-04', '4.0e-05']
     """
