@@ -26,11 +26,8 @@ from statistics import NormalDist
 import numpy as np
 import torch
 
-from unipool_lobes.scoring.metrics import (
-    dcf_names,
-    det_curve,
-    verification_results,
-)
+from unipool_lobes.scoring.error_rates import det_curve
+from unipool_lobes.scoring.metrics import dcf_names, verification_results
 
 # DET axis ticks, in %.
 _DET_TICKS_PERCENT = (

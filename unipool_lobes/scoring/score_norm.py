@@ -33,7 +33,7 @@ Authors
 import torch
 import torch.nn.functional as F
 
-from unipool_lobes.scoring.metrics import cosine_score_trials, trial_rows
+from unipool_lobes.scoring.trial_scoring import cosine_score_trials, trial_rows
 
 NORM_METHODS = ("z-norm", "t-norm", "s-norm")
 
