@@ -232,9 +232,13 @@ def describe_holder(record):
 
     Example
     -------
-    >>> record = {"pid": 12, "host": "gpu1", "purpose": "training",
-    ...           "started": "2026-01-01T10:00:00+00:00",
-    ...           "command": "train.py x.yaml"}
+    >>> record = {
+    ...     "pid": 12,
+    ...     "host": "gpu1",
+    ...     "purpose": "training",
+    ...     "started": "2026-01-01T10:00:00+00:00",
+    ...     "command": "train.py x.yaml",
+    ... }
     >>> describe_holder(record)  # doctest: +ELLIPSIS
     'training (pid 12 on host gpu1, started 2026-01-01T10:00:00+00:00: tra...'
     """
