@@ -28,26 +28,35 @@ Authors
  * unipool-sv developers 2026
 """
 
-import io
 import json
 import logging
 import os
 import pathlib
-import re
 import shutil
 
-import ruamel.yaml
 from hyperpyyaml import resolve_references
-from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.comments import CommentedMap
 
-from unipool_lobes.inference.speaker import EXPORT_INFO
+from unipool_lobes.inference.loading import EXPORT_INFO
+from unipool_lobes.inference.model_card import model_card
+from unipool_lobes.inference.pretrained_yaml import (
+    DEFAULT_SAMPLE_RATE,
+    MODULE_KEYS,
+    STRICT_HOOK,
+    pretrained_hparams_yaml,
+    round_trip_yaml,
+)
+from unipool_lobes.inference.run_folder import (
+    best_checkpoint,
+    is_run_folder,
+    run_backend_files,
+    training_cwd,
+)
 from unipool_lobes.scoring.calibration import BACKEND_FILES, ScoreBackend
-from unipool_lobes.training.checkpoints import (
+from unipool_lobes.training.checkpoint_files import (
     CHECKSUMS_KEY,
     check_finite_parameters,
-    complete_checkpoints,
     file_record,
-    incomplete_checkpoints,
     verify_files,
 )
 from unipool_lobes.utils.safe_io import (
@@ -56,233 +65,25 @@ from unipool_lobes.utils.safe_io import (
     make_temporary_folder,
 )
 
+# The names of this module before the run-folder reading (``.run_folder``),
+# the yaml rewriting (``.pretrained_yaml``) and the model card
+# (``.model_card``) moved out, given here for old imports.
+__all__ = [
+    "DEFAULT_SAMPLE_RATE",
+    "MODULE_KEYS",
+    "STRICT_HOOK",
+    "best_checkpoint",
+    "ensure_pretrained",
+    "export_pretrained",
+    "is_export_folder",
+    "is_run_folder",
+    "model_card",
+    "pretrained_hparams_yaml",
+    "run_backend_files",
+    "training_cwd",
+]
+
 logger = logging.getLogger(__name__)
-
-MODULE_KEYS = ("front_end", "embedding_model", "classifier")
-STRICT_HOOK = "unipool_lobes.inference.speaker.load_state_dict_strict"
-DEFAULT_SAMPLE_RATE = 16000
-
-
-def best_checkpoint(run_folder):
-    """Returns the checkpoint folder of a run with the lowest validation EER.
-
-    Only complete end-of-interval checkpoints (whose ``CKPT.yaml`` has an
-    ``EER``) count; intra-epoch ones are skipped.
-
-    Arguments
-    ---------
-    run_folder : str or os.PathLike
-        A training run folder (with ``save/CKPT+*``).
-
-    Returns
-    -------
-    folder : pathlib.Path
-        The best ``CKPT+*`` folder.
-    meta : dict
-        Its ``CKPT.yaml`` (``EER``, ``EER_threshold``, ``step``...).
-
-    Raises
-    ------
-    FileNotFoundError
-        If the run has no checkpoint with a validation EER.
-
-    Example
-    -------
-    >>> run = getfixture("tmp_path")
-    >>> for name, eer in [("CKPT+a", 12.5), ("CKPT+b", 7.0)]:
-    ...     (run / "save" / name).mkdir(parents=True)
-    ...     _ = (run / "save" / name / "CKPT.yaml").write_text(f"EER: {eer}")
-    >>> folder, meta = best_checkpoint(run)
-    >>> folder.name, meta["EER"]
-    ('CKPT+b', 7.0)
-    """
-    save = pathlib.Path(run_folder) / "save"
-    candidates = [
-        (float(c.meta["EER"]), c.path, c.meta)
-        for c in complete_checkpoints(save)
-        if c.meta.get("EER") is not None
-    ]
-    broken = incomplete_checkpoints(save)
-    for folder, reason in broken:
-        logger.warning("%s is skipped: incomplete (%s)", folder, reason)
-    if not candidates:
-        found = "".join(
-            f"; {folder} is incomplete ({reason})" for folder, reason in broken
-        )
-        raise FileNotFoundError(
-            f"no complete checkpoint with a validation EER in {save} "
-            f"(expected save/CKPT+*/CKPT.yaml with an 'EER' key){found}"
-        )
-    _, folder, meta = min(candidates, key=lambda item: item[0])
-    return folder, meta
-
-
-def is_run_folder(folder):
-    """Whether ``folder`` is a training run (has ``save/CKPT+*``).
-
-    Arguments
-    ---------
-    folder : str or os.PathLike
-        Any folder.
-
-    Returns
-    -------
-    bool
-        True for a run folder, False otherwise (e.g. a pretrained folder).
-
-    Example
-    -------
-    >>> is_run_folder(str(getfixture("tmp_path")))
-    False
-    """
-    return any((pathlib.Path(folder) / "save").glob("CKPT+*"))
-
-
-def pretrained_hparams_yaml(
-    run_hparams_text,
-    threshold=None,
-    training_cwd=None,
-    embedded_front_end=False,
-    include_classifier=True,
-    header="",
-):
-    """Builds the inference ``hyperparams.yaml`` from a run's yaml text.
-
-    The run's yaml is resolved (``hyperpyyaml.resolve_references``) and its
-    ``front_end``, ``embedding_model`` and ``classifier`` definitions are
-    kept as written, whatever backend they name. The front-end is set to
-    ``freeze: True`` (inference) and its ``source``/``save_path``, if
-    relative, are made absolute against ``training_cwd``.
-
-    Arguments
-    ---------
-    run_hparams_text : str
-        The run's yaml.
-    threshold : float, optional
-        The calibrated cosine threshold, stored as ``threshold``.
-    training_cwd : str or os.PathLike, optional
-        The folder training ran from (relative paths of the run's yaml are
-        relative to it).
-    embedded_front_end : bool
-        Whether ``front_end.ckpt`` is part of the folder (fine-tuned SSL).
-    include_classifier : bool
-        Keep the classifier (with its ``classifier.ckpt``).
-    header : str
-        Comment lines put at the top.
-
-    Returns
-    -------
-    str
-        The yaml text.
-
-    Raises
-    ------
-    KeyError
-        If the run's yaml lacks ``front_end`` or ``embedding_model``.
-
-    Example
-    -------
-    >>> text = '''
-    ... hidden: 16
-    ... front_end: !new:torch.nn.Identity
-    ... embedding_model: !new:torch.nn.Linear
-    ...     in_features: !ref <hidden>
-    ...     out_features: 4
-    ... '''
-    >>> yaml_text = pretrained_hparams_yaml(text, threshold=0.5)
-    >>> [line for line in yaml_text.splitlines() if "in_f" in line]
-    ['  in_features: 16']
-    >>> [line for line in yaml_text.splitlines() if "Pretrainer" in line]
-    ['pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer']
-    """
-    loader = _round_trip_yaml()
-    run = loader.load(resolve_references(run_hparams_text).getvalue())
-    for key in ("front_end", "embedding_model"):
-        if key not in run:
-            raise KeyError(f"the run's hyperparams have no {key!r} definition")
-    keys = [key for key in MODULE_KEYS if key in run]
-    if not include_classifier and "classifier" in keys:
-        keys.remove("classifier")
-    definitions = {key: _plain_copy(run[key]) for key in keys}
-    _absolute_front_end_paths(definitions["front_end"], training_cwd)
-    if isinstance(definitions["front_end"], CommentedMap) and (
-        "freeze" in definitions["front_end"]
-    ):
-        definitions["front_end"]["freeze"] = True
-
-    out = CommentedMap()
-    out["sample_rate"] = int(run.get("sample_rate", DEFAULT_SAMPLE_RATE))
-    out["threshold"] = None if threshold is None else float(threshold)
-    for key in ("model_name", "corpus_name"):
-        if key in run:
-            out[key] = run[key]
-    for key in keys:
-        out[key] = definitions[key]
-    out["audio_normalizer"] = _tagged_map(
-        "!new:speechbrain.dataio.preprocess.AudioNormalizer",
-        {"sample_rate": out["sample_rate"], "mix": "avg-to-mono"},
-    )
-    out["label_encoder"] = TaggedScalar(
-        value="", tag="!new:speechbrain.dataio.encoder.CategoricalEncoder"
-    )
-    out["modules"] = CommentedMap((key, _ref(key)) for key in keys)
-    loadables = [key for key in keys if key != "front_end"]
-    if embedded_front_end:
-        loadables.insert(0, "front_end")
-    # Named once and referenced: the hook's path does not fit a yaml line
-    # under ``custom_hooks`` (yamllint's 80 columns).
-    out["load_strict"] = TaggedScalar(value="", tag=f"!name:{STRICT_HOOK}")
-    out["pretrainer"] = _tagged_map(
-        "!new:speechbrain.utils.parameter_transfer.Pretrainer",
-        {
-            "loadables": CommentedMap((key, _ref(key)) for key in loadables),
-            "custom_hooks": CommentedMap(
-                (key, _ref("load_strict")) for key in loadables
-            ),
-        },
-    )
-    text = io.StringIO()
-    loader.dump(out, text)
-    # A blank line between top-level entries, as in the recipes' yamls.
-    body = re.sub(r"\n(?=\S)", "\n\n", text.getvalue().rstrip("\n"))
-    return header + body + "\n"
-
-
-def training_cwd(run_folder, output_folder):
-    """The folder training ran from, told by the run's ``output_folder``.
-
-    A relative ``output_folder`` (e.g. ``results/unipool_vctk/1234``) is
-    the tail of the run folder's absolute path; what precedes it is the
-    folder the recipe ran in.
-
-    Arguments
-    ---------
-    run_folder : str or os.PathLike
-        The run folder.
-    output_folder : str
-        The run's ``output_folder`` hyperparameter.
-
-    Returns
-    -------
-    pathlib.Path or None
-        The training folder; None when ``output_folder`` is absolute or not
-        a tail of the run folder.
-
-    Example
-    -------
-    >>> str(training_cwd("/x/recipes/VCTK/results/up/1234", "results/up/1234"))
-    '/x/recipes/VCTK'
-    >>> training_cwd("/x/run", "/x/run") is None
-    True
-    """
-    relative = pathlib.PurePath(str(output_folder))
-    if relative.is_absolute():
-        return None
-    run = pathlib.Path(run_folder).resolve()
-    tail = [part for part in relative.parts if part not in ("", ".")]
-    if not tail or list(run.parts[-len(tail) :]) != tail:
-        return None
-    return pathlib.Path(*run.parts[: -len(tail)])
 
 
 def export_pretrained(
@@ -364,7 +165,7 @@ def _export(run, out, include_classifier, hparams_path):
         raise FileNotFoundError(f"no embedding_model.ckpt in {checkpoint}")
     verify_files(checkpoint, meta.get(CHECKSUMS_KEY) or {})
     run_text = hparams_path.read_text(encoding="utf-8")
-    run_hparams = _round_trip_yaml().load(
+    run_hparams = round_trip_yaml().load(
         resolve_references(run_text).getvalue()
     )
     include_classifier = (
@@ -393,7 +194,7 @@ def _export(run, out, include_classifier, hparams_path):
         include_classifier=include_classifier,
         header=_yaml_header(info),
     )
-    front_end = _round_trip_yaml().load(yaml_text)["front_end"]
+    front_end = round_trip_yaml().load(yaml_text)["front_end"]
     if isinstance(front_end, CommentedMap):
         info["ssl_source"] = front_end.get("source")
     files = ["embedding_model.ckpt"]
@@ -435,44 +236,6 @@ def _export(run, out, include_classifier, hparams_path):
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
-
-
-def run_backend_files(run_folder):
-    """The score back-end files a run folder holds, for the export.
-
-    The training recipe writes ``score_backend.pt`` and
-    ``calibration.json`` (``unipool_lobes.scoring.calibration.BACKEND_FILES``)
-    directly into the run folder (its ``output_folder``).
-
-    Arguments
-    ---------
-    run_folder : str or os.PathLike
-        A training run folder.
-
-    Returns
-    -------
-    list of str
-        Both file names, or none.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the run holds only one of the two.
-
-    Example
-    -------
-    >>> run_backend_files(getfixture("tmp_path"))
-    []
-    """
-    run = pathlib.Path(run_folder)
-    present = [name for name in BACKEND_FILES if (run / name).is_file()]
-    if present and len(present) != len(BACKEND_FILES):
-        missing = [name for name in BACKEND_FILES if name not in present]
-        raise FileNotFoundError(
-            f"the run {run} has {present[0]} but no {missing[0]}: the score "
-            "back-end needs both"
-        )
-    return present
 
 
 def _same_backend(run, info):
@@ -596,191 +359,6 @@ def ensure_pretrained(model_folder):
     return export_pretrained(folder, exported, overwrite=True)
 
 
-def model_card(info, run_hparams, folder):
-    """Writes the model card (``README.md``) of a pretrained folder.
-
-    Arguments
-    ---------
-    info : dict
-        The export record (see ``export.json``).
-    run_hparams : dict
-        The run's resolved hyperparameters.
-    folder : str or os.PathLike
-        The final location of the pretrained folder (used in the snippet).
-
-    Returns
-    -------
-    str
-        The markdown text.
-
-    Example
-    -------
-    >>> info = {"run_folder": "/r", "checkpoint": "CKPT+x", "step": 10,
-    ...         "valid_EER_percent": 5.0, "threshold": 0.4,
-    ...         "front_end_embedded": False, "classifier": False,
-    ...         "test_results": None}
-    >>> card = model_card(info, {"corpus_name": "VCTK"}, "/models/m")
-    >>> "SpeakerVerifier.from_hparams" in card
-    True
-    """
-    get = run_hparams.get
-    front_end = _tag_of(get("front_end"))
-    backend = _tag_of(get("embedding_model"))
-    source = info.get("ssl_source")
-    ssl_mode = (
-        "fine-tuned (weights embedded in front_end.ckpt)"
-        if info["front_end_embedded"]
-        else "frozen (weights read from the source)"
-        if source
-        else "front-end built from the yaml"
-    )
-    results = info.get("test_results") or {}
-    trials = results.get("trials", get("test_trials", "?"))
-    lines = [
-        f"# {get('model_name', 'speaker')} speaker-verification model "
-        f"({get('corpus_name', 'unknown corpus')})",
-        "",
-        "Exported by unipool-sv from a SpeechBrain training run. Embeddings",
-        "are compared by cosine similarity; the decision threshold is the",
-        "EER threshold on the validation trials.",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| backend | `{backend}` |",
-        f"| front-end | `{front_end}` |",
-        f"| pretrained model | `{source}`, {ssl_mode} |"
-        if source
-        else f"| pretrained model | none ({ssl_mode}) |",
-        f"| training data | {get('corpus_name', '?')}: "
-        f"`{get('train_annotation', '?')}`, "
-        f"{get('out_n_neurons', '?')} speakers |",
-        f"| training steps | {info.get('step')} (seed {get('seed', '?')}) |",
-        f"| run | `{info['run_folder']}` ({info['checkpoint']}) |",
-        f"| validation EER | {info['valid_EER_percent']:.2f} % |",
-        f"| threshold | {_format_optional(info['threshold'])} |",
-        "",
-        "## Test results",
-        "",
-    ]
-    if results:
-        lines += [
-            f"Measured on `{trials}` ({results.get('n_trials')} trials) by",
-            "the training run (`results.json`):",
-            "",
-            "| EER (%) | normalised minDCF (p_target 0.01) | unnormalised "
-            "min C_det (p_target 0.01; SpeechBrain's `minDCF`) |",
-            "|---|---|---|",
-            f"| {results['EER_percent']:.2f} | "
-            f"{results['norm_minDCF_p0.01']:.4f} | "
-            f"{results['min_Cdet_p0.01']:.6f} |",
-        ]
-    else:
-        lines.append("Not measured (the run has no results.json).")
-    if set(BACKEND_FILES) <= set(info.get("files") or {}):
-        lines += [
-            "",
-            "## Score back-end",
-            "",
-            "`score_backend.pt` (the training cohort's mean and speaker-mean",
-            "cohort) and `calibration.json` (QMF logistic regression) give",
-            "calibrated log-likelihood ratios: `unipool-sv score` writes",
-            "`calibrated_scores.txt`, and `verifier.calibrated_files(a, b)`",
-            "returns the LLR and the target probability of a pair.",
-        ]
-    lines += [
-        "",
-        "## Use",
-        "",
-        "```python",
-        "import torch",
-        "from unipool_lobes.inference.speaker import SpeakerVerifier",
-        "",
-        f"verifier = SpeakerVerifier.from_hparams(source={str(folder)!r})",
-        "waveforms = torch.randn(2, 16000)  # two 1 s signals at 16 kHz",
-        "score, same = verifier.verify_batch(waveforms[:1], waveforms[1:])",
-        "print(f'score {float(score):.4f} same speaker: {bool(same)}')",
-        "embeddings = verifier.encode_batch(waveforms)  # [2, 1, E]",
-        "print(tuple(embeddings.shape))",
-        "```",
-        "",
-        "Audio files (any sample rate, any number of channels):",
-        "",
-        "```",
-        f"unipool-sv verify a.wav b.wav --model {folder}",
-        f"unipool-sv score --model {folder} --trials test_trials.csv "
-        "--manifest test.csv",
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------ helpers
-def _round_trip_yaml():
-    """A ruamel round-trip YAML that writes booleans as True/False."""
-    yaml = ruamel.yaml.YAML()
-    yaml.indent(mapping=4, sequence=6, offset=4)
-    yaml.width = 4096
-
-    def represent_bool(representer, value):
-        return representer.represent_scalar(
-            "tag:yaml.org,2002:bool", "True" if value else "False"
-        )
-
-    yaml.representer.add_representer(bool, represent_bool)
-    return yaml
-
-
-def _plain_copy(node):
-    """Copies a ruamel node tree, keeping tags and dropping comments."""
-    if isinstance(node, CommentedMap):
-        copy = CommentedMap((key, _plain_copy(v)) for key, v in node.items())
-        if node.tag.value:
-            copy.yaml_set_ctag(node.tag)
-        return copy
-    if isinstance(node, CommentedSeq):
-        copy = CommentedSeq(_plain_copy(value) for value in node)
-        if not any(isinstance(v, CommentedMap | CommentedSeq) for v in copy):
-            copy.fa.set_flow_style()
-        if node.tag.value:
-            copy.yaml_set_ctag(node.tag)
-        return copy
-    return node
-
-
-def _tagged_map(tag, content):
-    """A mapping node with a HyperPyYAML tag such as ``!new:module.Class``."""
-    node = CommentedMap(content)
-    node.yaml_set_ctag(ruamel.yaml.tag.Tag(suffix=tag))
-    return node
-
-
-def _ref(key):
-    """A HyperPyYAML reference ``!ref <key>``."""
-    return TaggedScalar(value=f"<{key}>", tag="!ref")
-
-
-def _tag_of(node):
-    """The class or function named by a node's tag, or ``?``."""
-    tag = getattr(getattr(node, "tag", None), "value", None)
-    return tag.split(":", 1)[-1] if tag else "?"
-
-
-def _absolute_front_end_paths(front_end, cwd):
-    """Makes a relative local ``source``/``save_path`` absolute (in place)."""
-    if not isinstance(front_end, CommentedMap):
-        return
-    base = pathlib.Path(cwd) if cwd is not None else pathlib.Path.cwd()
-    source = front_end.get("source")
-    if isinstance(source, str) and not os.path.isabs(source):
-        candidate = base / os.path.expanduser(source)
-        if candidate.exists():
-            front_end["source"] = str(candidate.resolve())
-    save_path = front_end.get("save_path")
-    if isinstance(save_path, str) and not os.path.isabs(save_path):
-        front_end["save_path"] = str((base / save_path).resolve())
-
-
 def _yaml_header(info):
     """Comment lines opening the exported yaml."""
     return (
@@ -824,8 +402,3 @@ def _read_json(path):
 def _optional_float(value):
     """``float(value)``, or None for None."""
     return None if value is None else float(value)
-
-
-def _format_optional(value):
-    """A float with 4 decimals, or ``not calibrated``."""
-    return "not calibrated" if value is None else f"{value:.4f}"
