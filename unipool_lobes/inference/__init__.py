@@ -1,8 +1,12 @@
 """Inference: the ``SpeakerVerifier`` interface, export and the command.
 
-``speaker`` (:class:`~unipool_lobes.inference.speaker.SpeakerVerifier`,
-``load_state_dict_strict``...), ``export`` (pretrained folders), ``cli``
-(the ``unipool-sv`` command).
+``speaker`` (:class:`~unipool_lobes.inference.speaker.SpeakerVerifier`),
+``audio`` (reading, checking, padding), ``loading`` (strict loading,
+``load_state_dict_strict``...); ``export`` (pretrained folders) with
+``run_folder`` (best checkpoint), ``pretrained_yaml`` and ``model_card``;
+``cli`` (the ``unipool-sv`` command) with ``cli_arguments``,
+``cli_commands``, ``cli_score`` and ``cli_lists``. ``speaker``, ``export``
+and ``cli`` still give every name they held before.
 
 SpeechBrain home: ``speechbrain/inference/speaker.py``; export and the
 command would stay in the recipe folder.
