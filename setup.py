@@ -23,7 +23,6 @@ setup(
         "hyperpyyaml>=1.2",
         "soundfile>=0.12.1",
         "numpy",
-        "pandas",
         "matplotlib",
         "tqdm",
         # The QMF calibration's logistic regression (liblinear), as the LAP
