@@ -17,7 +17,7 @@ import pathlib
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from unipool_lobes.training.checkpoints import (
+from unipool_lobes.training.checkpoint_files import (
     check_finite_parameters,
     load_state_dict,
     verify_files,
