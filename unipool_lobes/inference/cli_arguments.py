@@ -37,8 +37,9 @@ def build_parser():
 
     Example
     -------
-    >>> args = build_parser().parse_args(["verify", "a.wav", "b.wav",
-    ...                                   "--model", "m"])
+    >>> args = build_parser().parse_args(
+    ...     ["verify", "a.wav", "b.wav", "--model", "m"]
+    ... )
     >>> args.command, args.model, args.threshold
     ('verify', 'm', None)
     """

@@ -65,7 +65,8 @@ def read_file_list(path):
     -------
     >>> folder = getfixture("tmp_path")
     >>> _ = (folder / "list.txt").write_text(
-    ...     "a/x y.wav\\nspk1-y\\t/d/y.flac\\n")
+    ...     "a/x y.wav\\nspk1-y\\t/d/y.flac\\n"
+    ... )
     >>> ids, paths = read_file_list(folder / "list.txt")
     >>> ids, paths[0].endswith("a/x y.wav"), paths[1]
     (['x y', 'spk1-y'], True, '/d/y.flac')

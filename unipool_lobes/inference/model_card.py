@@ -28,10 +28,16 @@ def model_card(info, run_hparams, folder):
 
     Example
     -------
-    >>> info = {"run_folder": "/r", "checkpoint": "CKPT+x", "step": 10,
-    ...         "valid_EER_percent": 5.0, "threshold": 0.4,
-    ...         "front_end_embedded": False, "classifier": False,
-    ...         "test_results": None}
+    >>> info = {
+    ...     "run_folder": "/r",
+    ...     "checkpoint": "CKPT+x",
+    ...     "step": 10,
+    ...     "valid_EER_percent": 5.0,
+    ...     "threshold": 0.4,
+    ...     "front_end_embedded": False,
+    ...     "classifier": False,
+    ...     "test_results": None,
+    ... }
     >>> card = model_card(info, {"corpus_name": "VCTK"}, "/models/m")
     >>> "SpeakerVerifier.from_hparams" in card
     True
