@@ -17,8 +17,8 @@ Authors
 
 import pathlib
 
-from unipool_lobes.inference.export import best_checkpoint, is_run_folder
-from unipool_lobes.inference.speaker import load_state_dict_strict
+from unipool_lobes.inference.loading import load_state_dict_strict
+from unipool_lobes.inference.run_folder import best_checkpoint, is_run_folder
 
 __all__ = ["init_checkpoint_folder", "init_modules_from"]
 
