@@ -387,10 +387,12 @@ def markdown_table(results):
 
     Example
     -------
-    >>> table = markdown_table({
-    ...     "backbone": {"times": [2.0], "peak_bytes": 4 * MIB},
-    ...     "unipool_forward": {"times": [0.5, 0.4], "peak_bytes": MIB},
-    ... })
+    >>> table = markdown_table(
+    ...     {
+    ...         "backbone": {"times": [2.0], "peak_bytes": 4 * MIB},
+    ...         "unipool_forward": {"times": [0.5, 0.4], "peak_bytes": MIB},
+    ...     }
+    ... )
     >>> print(table.splitlines()[-1])
     | UniPool forward (eval, no grad) | 0.450 | 0.23 | 1 | 0.25 |
     """
@@ -441,11 +443,15 @@ def markdown_backend_table(measurements, parameters):
     -------
     >>> run = {"times": [0.2], "peak_bytes": 2 * MIB}
     >>> table = markdown_backend_table(
-    ...     {"unipool": {"forward": run, "train": run},
-    ...      "mean_pool_last": {"forward": {"times": [0.1],
-    ...                                     "peak_bytes": MIB},
-    ...                         "train": None}},
-    ...     {"unipool": 100, "mean_pool_last": 0})
+    ...     {
+    ...         "unipool": {"forward": run, "train": run},
+    ...         "mean_pool_last": {
+    ...             "forward": {"times": [0.1], "peak_bytes": MIB},
+    ...             "train": None,
+    ...         },
+    ...     },
+    ...     {"unipool": 100, "mean_pool_last": 0},
+    ... )
     >>> print(table.splitlines()[-1])
     | mean pool, last | 0 | 0.00 | 0.100 | 0.50 | — | — | 1 | 0.50 | — | — |
     """
@@ -564,8 +570,13 @@ def markdown_system_table(counts):
 
     Example
     -------
-    >>> row = {"embedding_model": 2_869_476, "classifier": 13_824,
-    ...        "front_end": 0, "total": 2_883_300, "all": 97_254_452}
+    >>> row = {
+    ...     "embedding_model": 2_869_476,
+    ...     "classifier": 13_824,
+    ...     "front_end": 0,
+    ...     "total": 2_883_300,
+    ...     "all": 97_254_452,
+    ... }
     >>> table = markdown_system_table({"unipool_vctk": row})
     >>> for cell in table.splitlines()[-1].strip("| ").split(" | "):
     ...     print(cell)

@@ -988,10 +988,20 @@ def trials_with_audio(
     Example
     -------
     >>> trials = [
-    ...     {"enrol": "a", "test": "b", "label": 0,
-    ...      "enrol_path": "x/a.wav", "test_path": "x/b.wav"},
-    ...     {"enrol": "a", "test": "c", "label": 0,
-    ...      "enrol_path": "x/a.wav", "test_path": "x/c.wav"},
+    ...     {
+    ...         "enrol": "a",
+    ...         "test": "b",
+    ...         "label": 0,
+    ...         "enrol_path": "x/a.wav",
+    ...         "test_path": "x/b.wav",
+    ...     },
+    ...     {
+    ...         "enrol": "a",
+    ...         "test": "c",
+    ...         "label": 0,
+    ...         "enrol_path": "x/a.wav",
+    ...         "test_path": "x/c.wav",
+    ...     },
     ... ]
     >>> report = ProblemReport()
     >>> trials_with_audio(trials, {"a", "b"}, "t.csv", True, report)

@@ -552,13 +552,20 @@ def prepare_librispeech(
     >>> from data_prep.mini_corpus import write_mini_librispeech
     >>> root = getfixture("tmp_path")
     >>> _ = write_mini_librispeech(
-    ...     root / "LibriSpeech", n_speakers=2, chapters_per_speaker=1,
-    ...     utterances_per_chapter=2, duration_range=(0.3, 0.5),
+    ...     root / "LibriSpeech",
+    ...     n_speakers=2,
+    ...     chapters_per_speaker=1,
+    ...     utterances_per_chapter=2,
+    ...     duration_range=(0.3, 0.5),
     ... )
     >>> paths = prepare_librispeech(
-    ...     root / "LibriSpeech", root / "prep", split_source="generate",
-    ...     train_subsets=("train-clean-100",), valid_subsets=("dev-clean",),
-    ...     test_subsets=("test-clean",), num_workers=1,
+    ...     root / "LibriSpeech",
+    ...     root / "prep",
+    ...     split_source="generate",
+    ...     train_subsets=("train-clean-100",),
+    ...     valid_subsets=("dev-clean",),
+    ...     test_subsets=("test-clean",),
+    ...     num_workers=1,
     ... )
     >>> sorted(paths)
     ['problems', 'test', 'test_trials', 'train', 'valid', 'valid_trials']

@@ -455,7 +455,9 @@ def write_mini_vctk(
     Example
     -------
     >>> corpus = write_mini_vctk(
-    ...     str(getfixture("tmp_path")), n_speakers=2, utterances_per_speaker=1,
+    ...     str(getfixture("tmp_path")),
+    ...     n_speakers=2,
+    ...     utterances_per_speaker=1,
     ...     duration_range=(0.5, 0.5),
     ... )
     >>> files = sorted(pathlib.Path(corpus).rglob("*.flac"))
@@ -624,8 +626,11 @@ def write_mini_librispeech(
     Example
     -------
     >>> corpus = write_mini_librispeech(
-    ...     str(getfixture("tmp_path")), n_speakers=2, chapters_per_speaker=1,
-    ...     utterances_per_chapter=2, duration_range=(0.3, 0.3),
+    ...     str(getfixture("tmp_path")),
+    ...     n_speakers=2,
+    ...     chapters_per_speaker=1,
+    ...     utterances_per_chapter=2,
+    ...     duration_range=(0.3, 0.3),
     ...     subsets=("dev-clean",),
     ... )
     >>> files = sorted(pathlib.Path(corpus).rglob("*.flac"))
@@ -861,8 +866,11 @@ def write_mini_voxceleb(
     Example
     -------
     >>> corpus = write_mini_voxceleb(
-    ...     str(getfixture("tmp_path")), n_speakers=2, videos_per_speaker=2,
-    ...     utterances_per_video=2, duration_range=(0.3, 0.3),
+    ...     str(getfixture("tmp_path")),
+    ...     n_speakers=2,
+    ...     videos_per_speaker=2,
+    ...     utterances_per_video=2,
+    ...     duration_range=(0.3, 0.3),
     ... )
     >>> files = sorted(pathlib.Path(corpus).glob("wav/*/*/*.wav"))
     >>> len(files), files[0].name, len(files[0].parent.name)
@@ -968,12 +976,20 @@ def write_mini_voxceleb_setting(
 
     Example
     -------
-    >>> groups = {"vox1-dev": ["id10001"], "vox1-test": ["id10270",
-    ...     "id10271"], "vox2-dev": ["id00012"], "vox2-test": ["id00017"]}
+    >>> groups = {
+    ...     "vox1-dev": ["id10001"],
+    ...     "vox1-test": ["id10270", "id10271"],
+    ...     "vox2-dev": ["id00012"],
+    ...     "vox2-test": ["id00017"],
+    ... }
     >>> roots, lists = write_mini_voxceleb_setting(
-    ...     getfixture("tmp_path"), groups, n_trials_per_class=2,
-    ...     duration_range=(0.5, 0.6), videos_per_speaker=1,
-    ...     utterances_per_video=2)
+    ...     getfixture("tmp_path"),
+    ...     groups,
+    ...     n_trials_per_class=2,
+    ...     duration_range=(0.5, 0.6),
+    ...     videos_per_speaker=1,
+    ...     utterances_per_video=2,
+    ... )
     >>> sorted(p.name for p in (lists / "speakers").iterdir())[0]
     'speaker-vox1-dev.csv'
     """

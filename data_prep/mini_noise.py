@@ -196,8 +196,9 @@ def write_mini_musan(
     -------
     >>> root = getfixture("tmp_path")
     >>> speech = root / "s.wav"
-    >>> soundfile.write(speech, np.random.default_rng(0).normal(
-    ...     0, 0.1, 16000), 16000)
+    >>> soundfile.write(
+    ...     speech, np.random.default_rng(0).normal(0, 0.1, 16000), 16000
+    ... )
     >>> musan = pathlib.Path(write_mini_musan(root, [speech]))
     >>> sorted(str(p.relative_to(musan)) for p in musan.rglob("*.wav"))[:2]
     ['music/fma/music-fma-0000.wav', 'music/jamendo/music-jamendo-0001.wav']
@@ -283,8 +284,11 @@ def write_mini_rirs(
     Example
     -------
     >>> folder = pathlib.Path(write_mini_rirs(getfixture("tmp_path")))
-    >>> len((folder / "real_rirs_isotropic_noises" / "rir_list")
-    ...     .read_text().splitlines())
+    >>> len(
+    ...     (folder / "real_rirs_isotropic_noises" / "rir_list")
+    ...     .read_text()
+    ...     .splitlines()
+    ... )
     3
     >>> len(list((folder / "simulated_rirs").glob("*/*/*.wav")))
     3

@@ -686,19 +686,27 @@ def prepare_voxceleb(
     ...     "vox2-test": ["id00017", "id00061"],
     ... }
     >>> corpus = write_mini_voxceleb(
-    ...     root / "vox", speakers=sum(groups.values(), []),
-    ...     test_speakers=groups["vox1-test"], videos_per_speaker=2,
-    ...     utterances_per_video=2, duration_range=(0.2, 0.3),
+    ...     root / "vox",
+    ...     speakers=sum(groups.values(), []),
+    ...     test_speakers=groups["vox1-test"],
+    ...     videos_per_speaker=2,
+    ...     utterances_per_video=2,
+    ...     duration_range=(0.2, 0.3),
     ... )
     >>> lists = root / "lists" / "speakers"
     >>> lists.mkdir(parents=True)
     >>> for name, speakers in groups.items():
     ...     _ = (lists / f"speaker-{name}.csv").write_text(
-    ...         "ID\\n" + "\\n".join(speakers) + "\\n")
+    ...         "ID\\n" + "\\n".join(speakers) + "\\n"
+    ...     )
     >>> paths = prepare_voxceleb(
-    ...     corpus, root / "prep", paper_lists=root / "lists",
-    ...     vox1_o_trials=f"{corpus}/veri_test2.txt", num_workers=1,
-    ...     n_vox2_trials_per_class=8, progress=False,
+    ...     corpus,
+    ...     root / "prep",
+    ...     paper_lists=root / "lists",
+    ...     vox1_o_trials=f"{corpus}/veri_test2.txt",
+    ...     num_workers=1,
+    ...     n_vox2_trials_per_class=8,
+    ...     progress=False,
     ... )
     >>> print(open(paths["train"]).readlines()[1].split(",")[0])
     id10001--...--00001

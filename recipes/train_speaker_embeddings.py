@@ -69,9 +69,7 @@ from unipool_lobes.scoring.metrics import (
 from unipool_lobes.scoring.plots import plot_det
 from unipool_lobes.scoring.trials import read_trials
 from unipool_lobes.training.brain import StepBrain
-from unipool_lobes.training.checkpoints import (
-    complete_checkpoints,
-)
+from unipool_lobes.training.checkpoints import complete_checkpoints
 from unipool_lobes.training.checks import (
     RESUME_FLAG,
     check_override_types,
@@ -93,9 +91,7 @@ from unipool_lobes.training.run_setup import (
     lock_run_folder,
     pop_option,
 )
-from unipool_lobes.utils.safe_io import (
-    write_text_atomic,
-)
+from unipool_lobes.utils.safe_io import write_text_atomic
 
 logger = get_logger(__name__)
 

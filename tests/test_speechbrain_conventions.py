@@ -15,9 +15,8 @@ and the checkers themselves are tested on small synthetic inputs:
   (``{name}`` placeholders filled with generated mini corpora and tiny
   local models) and ``--output_folder``, then the files of
   ``test_debug_checks``; once as a short run, once with the runner's
-  ``--debug --debug_persistently`` (which the recipe script does not
-  survive yet: xfail). One row per corpus runs by default (one debug run);
-  all rows with ``UNIPOOL_ALL_RECIPE_ROWS=1``;
+  ``--debug --debug_persistently``. One row per corpus runs by default
+  (one debug run); all rows with ``UNIPOOL_ALL_RECIPE_ROWS=1``;
 * the yaml-vs-script rule of ``tests/consistency/test_yaml.py``;
 * the docstring rule of ``tests/consistency/test_docstrings.py``;
 * doctests with SpeechBrain's ``doctest_optionflags`` (``ELLIPSIS`` only);
@@ -568,22 +567,7 @@ def test_row_runs_with_its_flags(row, placeholders):
     assert not missing, f"{row['Hparam_file']}: missing {missing}"
 
 
-# Today a row fails under --debug when its validation or test set needs
-# more than debug_batches (2) batches: the mini VCTK and LibriSpeech do,
-# the mini VoxCeleb does not (its rows pass), hence not strict for all rows.
-DEBUG_XFAIL = pytest.mark.xfail(
-    strict=not ALL_ROWS,
-    reason="the lead fixes the recipe script: under --debug, validation "
-    "embeds only debug_batches batches and scoring the validation trials "
-    "then raises KeyError (trial ids without an embedding)",
-)
-
-
-@pytest.mark.parametrize(
-    "row",
-    [pytest.param(row, marks=DEBUG_XFAIL) for row in DEBUG_ROWS],
-    ids=_row_id,
-)
+@pytest.mark.parametrize("row", DEBUG_ROWS, ids=_row_id)
 def test_row_debug_run(row, placeholders):
     """SpeechBrain's runner: the row's flags, ``--output_folder`` and
     ``--debug --debug_persistently``, then ``test_debug_checks``."""
@@ -697,6 +681,9 @@ def run_option_names():
     return fields | set(RunOptions().as_dict()) | {"rescoring_lm_scale"}
 
 
+BRAIN_BASE = ROOT / "unipool_lobes" / "training" / "brain.py"
+
+
 def sb_unused_yaml_keys(yaml_path, script_path):
     """Top-level yaml variables neither used in the yaml nor the script.
 
@@ -713,7 +700,11 @@ def sb_unused_yaml_keys(yaml_path, script_path):
         Unused variables, sorted.
     """
     names = sb_yaml_variables(pathlib.Path(yaml_path).read_text("utf-8"))
-    used = sb_script_uses(pathlib.Path(script_path).read_text("utf-8"), names)
+    # The script's Brain base class (the generic training machinery that
+    # left the script) is read as part of it.
+    script = pathlib.Path(script_path).read_text("utf-8")
+    script += "\n" + BRAIN_BASE.read_text("utf-8")
+    used = sb_script_uses(script, names)
     return sorted(set(names) - used - run_option_names())
 
 
@@ -840,11 +831,6 @@ def library_docstring_errors(root=ROOT, folders=LIBRARY_FOLDERS):
     return errors
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fixed after the layout move: the lead writes the missing "
-    "docstrings (the list is in the assertion message)",
-)
 def test_every_public_function_and_class_has_a_docstring():
     """SpeechBrain's docstring rule over unipool_lobes/ and data_prep/."""
     errors = library_docstring_errors()
@@ -957,11 +943,6 @@ def doctest_failures(modules, optionflags=SB_DOCTEST_FLAGS, tmp_path=None):
     return failures
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fixed after the layout move: doctests that need "
-    "NORMALIZE_WHITESPACE (the list is in the assertion message)",
-)
 def test_doctests_pass_with_speechbrain_flags(tmp_path):
     """Every doctest of unipool_lobes/ and data_prep/ under ELLIPSIS only."""
     modules = [importlib.import_module(module_name(p)) for p in library_files()]
@@ -1030,12 +1011,6 @@ def ruff_with_config(args, config, cwd=ROOT):
     return out.returncode, out.stdout + (out.stderr or "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fixed after the layout move: import blocks under "
-    "force-wrap-aliases / split-on-trailing-comma = false, and one "
-    "parenthesised `with` (Python 3.9) in data_prep/voxceleb.py",
-)
 def test_ruff_check_with_speechbrain_configuration(tmp_path):
     """``ruff check`` with SpeechBrain's rules finds nothing."""
     code, output = ruff_with_config(["check"], _sb_ruff_config(tmp_path))
@@ -1049,11 +1024,6 @@ def would_reformat(output):
     return sorted(set(old + new))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fixed after the layout move: `ruff format` with "
-    "docstring-code-format reformats the files of the message",
-)
 def test_ruff_format_with_speechbrain_configuration(tmp_path):
     """``ruff format --check`` with SpeechBrain's format settings."""
     code, output = ruff_with_config(

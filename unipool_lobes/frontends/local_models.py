@@ -154,8 +154,12 @@ def build_model(
     -------
     >>> model = build_model("wav2vec2", "tiny", seed=3)
     >>> again = build_model("wav2vec2", "tiny", seed=3)
-    >>> bool(torch.equal(model.encoder.layers[0].attention.q_proj.weight,
-    ...                  again.encoder.layers[0].attention.q_proj.weight))
+    >>> bool(
+    ...     torch.equal(
+    ...         model.encoder.layers[0].attention.q_proj.weight,
+    ...         again.encoder.layers[0].attention.q_proj.weight,
+    ...     )
+    ... )
     True
     """
     config = build_config(family, size, feat_extract_norm, **config_overrides)

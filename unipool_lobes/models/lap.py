@@ -126,8 +126,9 @@ class LayerAttentivePooling(nn.Module):
 
     Example
     -------
-    >>> lap = LayerAttentivePooling(16, num_layers=5, out_channels=8,
-    ...                             num_heads=4)
+    >>> lap = LayerAttentivePooling(
+    ...     16, num_layers=5, out_channels=8, num_heads=4
+    ... )
     >>> lap(torch.randn(30, 5, 16)).shape
     torch.Size([30, 8])
     """
@@ -283,14 +284,26 @@ class LAP(nn.Module):
 
     Example
     -------
-    >>> lap = LAP(input_size=32, num_layers=5, channels=16, num_heads=4,
-    ...           embedding_size=8)
+    >>> lap = LAP(
+    ...     input_size=32,
+    ...     num_layers=5,
+    ...     channels=16,
+    ...     num_heads=4,
+    ...     embedding_size=8,
+    ... )
     >>> hidden_states = torch.randn(2, 5, 20, 32)
     >>> lap(hidden_states, torch.tensor([1.0, 0.7])).shape
     torch.Size([2, 1, 8])
-    >>> authors = LAP(input_size=32, num_layers=5, channels=16, num_heads=4,
-    ...               embedding_size=8, context_std="unbiased",
-    ...               time_dropout_mode="frames", init="authors")
+    >>> authors = LAP(
+    ...     input_size=32,
+    ...     num_layers=5,
+    ...     channels=16,
+    ...     num_heads=4,
+    ...     embedding_size=8,
+    ...     context_std="unbiased",
+    ...     time_dropout_mode="frames",
+    ...     init="authors",
+    ... )
     >>> authors(hidden_states).shape
     torch.Size([2, 1, 8])
     """
@@ -372,8 +385,9 @@ def pool_layers_per_frame(layer_pooling, hidden_states, mask=None):
 
     Example
     -------
-    >>> pool = LayerAttentivePooling(8, num_layers=3, out_channels=4,
-    ...                              num_heads=2)
+    >>> pool = LayerAttentivePooling(
+    ...     8, num_layers=3, out_channels=4, num_heads=2
+    ... )
     >>> mask = torch.tensor([[True, True, False]])
     >>> out = pool_layers_per_frame(pool, torch.randn(1, 3, 3, 8), mask)
     >>> out.shape, bool(out[0, 2].eq(0).all())

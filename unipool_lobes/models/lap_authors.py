@@ -230,8 +230,13 @@ def lap_state_dict_from_authors(state_dict, ignore_non_backend=True):
     Example
     -------
     >>> from unipool_lobes.models.lap import LAP
-    >>> lap = LAP(input_size=16, num_layers=4, channels=8, num_heads=2,
-    ...           embedding_size=6)
+    >>> lap = LAP(
+    ...     input_size=16,
+    ...     num_layers=4,
+    ...     channels=8,
+    ...     num_heads=2,
+    ...     embedding_size=6,
+    ... )
     >>> theirs = lap_state_dict_to_authors(lap.state_dict())
     >>> theirs["layer_aggregation.in_weight.weight"].shape
     torch.Size([16, 16, 1, 1])
@@ -275,8 +280,13 @@ def lap_state_dict_to_authors(state_dict, prefix=""):
     Example
     -------
     >>> from unipool_lobes.models.lap import LAP
-    >>> lap = LAP(input_size=16, num_layers=4, channels=8, num_heads=2,
-    ...           embedding_size=6)
+    >>> lap = LAP(
+    ...     input_size=16,
+    ...     num_layers=4,
+    ...     channels=8,
+    ...     num_heads=2,
+    ...     embedding_size=6,
+    ... )
     >>> theirs = lap_state_dict_to_authors(lap.state_dict(), "backend.")
     >>> theirs["backend.layer_aggregation.sq_bias"].shape
     torch.Size([2, 1, 2])
@@ -332,9 +342,16 @@ def mhfa_state_dict_from_authors(state_dict, ignore_non_backend=True):
     Example
     -------
     >>> from unipool_lobes.models.mhfa import MHFA
-    >>> mhfa = MHFA(input_size=16, num_layers=4, num_heads=2,
-    ...             compression_dim=4, embedding_size=6,
-    ...             layer_aggregation="lap", lap_channels=8, lap_num_heads=2)
+    >>> mhfa = MHFA(
+    ...     input_size=16,
+    ...     num_layers=4,
+    ...     num_heads=2,
+    ...     compression_dim=4,
+    ...     embedding_size=6,
+    ...     layer_aggregation="lap",
+    ...     lap_channels=8,
+    ...     lap_num_heads=2,
+    ... )
     >>> theirs = mhfa_state_dict_to_authors(mhfa.state_dict())
     >>> theirs["l_pool_v.ex_weight"].shape
     torch.Size([2, 2, 4])
@@ -376,8 +393,13 @@ def mhfa_state_dict_to_authors(state_dict, prefix=""):
     Example
     -------
     >>> from unipool_lobes.models.mhfa import MHFA
-    >>> mhfa = MHFA(input_size=16, num_layers=4, num_heads=2,
-    ...             compression_dim=4, embedding_size=6)
+    >>> mhfa = MHFA(
+    ...     input_size=16,
+    ...     num_layers=4,
+    ...     num_heads=2,
+    ...     compression_dim=4,
+    ...     embedding_size=6,
+    ... )
     >>> sorted(mhfa_state_dict_to_authors(mhfa.state_dict()))[-2:]
     ['pooling_fc.bias', 'pooling_fc.weight']
     """

@@ -113,9 +113,13 @@ class PaddingInvariantECAPA(ECAPA_TDNN):
 
     Example
     -------
-    >>> ecapa = PaddingInvariantECAPA(input_size=20, channels=[16] * 4 + [48],
-    ...                               attention_channels=8, se_channels=8,
-    ...                               lin_neurons=12).eval()
+    >>> ecapa = PaddingInvariantECAPA(
+    ...     input_size=20,
+    ...     channels=[16] * 4 + [48],
+    ...     attention_channels=8,
+    ...     se_channels=8,
+    ...     lin_neurons=12,
+    ... ).eval()
     >>> utterance = torch.randn(1, 30, 20)
     >>> alone = ecapa(utterance)
     >>> padded = torch.cat([utterance, 1e3 * torch.randn(1, 10, 20)], dim=1)
@@ -251,10 +255,14 @@ class LayerWeightedECAPA(nn.Module):
 
     Example
     -------
-    >>> backend = LayerWeightedECAPA(input_size=32, num_layers=3,
-    ...                              channels=[16, 16, 16, 16, 48],
-    ...                              attention_channels=8, se_channels=8,
-    ...                              lin_neurons=12)
+    >>> backend = LayerWeightedECAPA(
+    ...     input_size=32,
+    ...     num_layers=3,
+    ...     channels=[16, 16, 16, 16, 48],
+    ...     attention_channels=8,
+    ...     se_channels=8,
+    ...     lin_neurons=12,
+    ... )
     >>> hidden_states = torch.randn(2, 3, 40, 32)
     >>> backend(hidden_states, torch.tensor([1.0, 0.5])).shape
     torch.Size([2, 1, 12])

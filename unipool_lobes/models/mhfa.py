@@ -92,15 +92,27 @@ class MHFA(nn.Module):
 
     Example
     -------
-    >>> mhfa = MHFA(input_size=32, num_layers=3, num_heads=4,
-    ...             compression_dim=8, embedding_size=16)
+    >>> mhfa = MHFA(
+    ...     input_size=32,
+    ...     num_layers=3,
+    ...     num_heads=4,
+    ...     compression_dim=8,
+    ...     embedding_size=16,
+    ... )
     >>> hidden_states = torch.randn(2, 3, 20, 32)
     >>> mhfa(hidden_states, torch.tensor([1.0, 0.6])).shape
     torch.Size([2, 1, 16])
-    >>> with_lap = MHFA(input_size=32, num_layers=3, num_heads=4,
-    ...                 compression_dim=8, embedding_size=16,
-    ...                 layer_aggregation="lap", lap_channels=12,
-    ...                 lap_num_heads=4, init="authors")
+    >>> with_lap = MHFA(
+    ...     input_size=32,
+    ...     num_layers=3,
+    ...     num_heads=4,
+    ...     compression_dim=8,
+    ...     embedding_size=16,
+    ...     layer_aggregation="lap",
+    ...     lap_channels=12,
+    ...     lap_num_heads=4,
+    ...     init="authors",
+    ... )
     >>> with_lap(hidden_states, torch.tensor([1.0, 0.6])).shape
     torch.Size([2, 1, 16])
     """

@@ -232,9 +232,14 @@ class SincNet(nn.Module):
 
     Example
     -------
-    >>> sincnet = SincNet(window_ms=50, sinc_channels=8, sinc_kernel_size=31,
-    ...                   conv_channels=[4, 4], lin_neurons=[16, 16, 12],
-    ...                   eval_shift_ms=20).eval()
+    >>> sincnet = SincNet(
+    ...     window_ms=50,
+    ...     sinc_channels=8,
+    ...     sinc_kernel_size=31,
+    ...     conv_channels=[4, 4],
+    ...     lin_neurons=[16, 16, 12],
+    ...     eval_shift_ms=20,
+    ... ).eval()
     >>> utterance = torch.randn(1, 3000)
     >>> alone = sincnet(utterance)
     >>> padded = torch.cat([utterance, torch.randn(1, 1000)], dim=1)

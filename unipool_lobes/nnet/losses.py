@@ -90,8 +90,9 @@ class InterTopKAAMLoss(nn.Module):
 
     Example
     -------
-    >>> loss = InterTopKAAMLoss(margin=0.3, scale=30, top_k=2,
-    ...                         top_k_penalty=0.06)
+    >>> loss = InterTopKAAMLoss(
+    ...     margin=0.3, scale=30, top_k=2, top_k_penalty=0.06
+    ... )
     >>> cosines = torch.tensor([[[0.9, 0.1, 0.5, -0.2]]])
     >>> value = loss(cosines, torch.tensor([[0]]))
     >>> bool(value > 0)

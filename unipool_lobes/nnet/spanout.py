@@ -52,8 +52,9 @@ def span_out(
     -------
     >>> x = torch.arange(10.0).reshape(1, 1, 10, 1)
     >>> g = torch.Generator().manual_seed(1)
-    >>> y, lengths = span_out(x, utterance_prob=1.0, start_prob=0.2,
-    ...                       generator=g)
+    >>> y, lengths = span_out(
+    ...     x, utterance_prob=1.0, start_prob=0.2, generator=g
+    ... )
     >>> y.flatten().tolist(), lengths.tolist()
     ([0.0, 1.0, 2.0, 3.0, 7.0, 8.0, 9.0], [1.0])
     """

@@ -177,21 +177,30 @@ def evaluate_backend_stages(
     >>> def population(n_speakers, prefix):
     ...     centres = torch.randn(n_speakers, 8, generator=generator)
     ...     table = centres.repeat_interleave(4, dim=0)
-    ...     table = table + 0.5 * torch.randn(
-    ...         table.shape, generator=generator
-    ...     )
+    ...     table = table + 0.5 * torch.randn(table.shape, generator=generator)
     ...     return table, [f"{prefix}{i // 4}" for i in range(len(table))]
     >>> train, speakers = population(12, "t")
     >>> test, test_speakers = population(4, "e")
     >>> ids = [f"u{i}" for i in range(16)]
-    >>> trials = {"enrol": ids[:8], "test": ids[8:] , "label": [
-    ...     int(test_speakers[i] == test_speakers[i + 8]) for i in range(8)
-    ... ]}
+    >>> trials = {
+    ...     "enrol": ids[:8],
+    ...     "test": ids[8:],
+    ...     "label": [
+    ...         int(test_speakers[i] == test_speakers[i + 8]) for i in range(8)
+    ...     ],
+    ... }
     >>> trials["enrol"][0], trials["test"][0] = "u0", "u1"
     >>> trials["label"][0] = 1
     >>> stages, artefacts = evaluate_backend_stages(
-    ...     train, speakers, [3.0] * 48, test, ids, [3.0] * 16, trials,
-    ...     top_k=5, n_calibration_trials=200,
+    ...     train,
+    ...     speakers,
+    ...     [3.0] * 48,
+    ...     test,
+    ...     ids,
+    ...     [3.0] * 16,
+    ...     trials,
+    ...     top_k=5,
+    ...     n_calibration_trials=200,
     ... )
     >>> list(stages), artefacts["cohort"].shape
     (['cosine', 'mean_subtracted', 'as_norm', 'qmf'], torch.Size([12, 8]))

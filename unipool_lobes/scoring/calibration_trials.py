@@ -17,10 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unipool_lobes.scoring.score_norm import (
-    cohort_statistics,
-    normalize_scores,
-)
+from unipool_lobes.scoring.score_norm import cohort_statistics, normalize_scores
 
 logger = logging.getLogger(__name__)
 

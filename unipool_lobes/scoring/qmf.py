@@ -78,9 +78,10 @@ class QualityCalibration:
     >>> calibration = QualityCalibration([1.0] + [0.0] * 8, -2.0)
     >>> features = np.zeros((1, 9))
     >>> features[0, 0] = 2.0
-    >>> calibration.llr(features).tolist(), calibration.probability(
-    ...     features
-    ... ).tolist()
+    >>> (
+    ...     calibration.llr(features).tolist(),
+    ...     calibration.probability(features).tolist(),
+    ... )
     ([0.0], [0.5])
     """
 

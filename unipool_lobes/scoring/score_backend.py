@@ -59,7 +59,8 @@ class ScoreBackend:
     ...     [1.0] + [0.0] * 8, 0.0, info={"top_k": 3, "cohort_size": 5}
     ... )
     >>> backend = ScoreBackend(
-    ...     torch.zeros(4), torch.randn(5, 4, generator=generator),
+    ...     torch.zeros(4),
+    ...     torch.randn(5, 4, generator=generator),
     ...     calibration,
     ... )
     >>> table = torch.randn(2, 4, generator=generator)
@@ -227,13 +228,9 @@ class ScoreBackend:
 
         Example
         -------
-        >>> calibration = QualityCalibration(
-        ...     [0.0] * 9, 0.0, info={"top_k": 2}
-        ... )
+        >>> calibration = QualityCalibration([0.0] * 9, 0.0, info={"top_k": 2})
         >>> folder = getfixture("tmp_path")
-        >>> ScoreBackend(torch.zeros(2), torch.eye(2), calibration).save(
-        ...     folder
-        ... )
+        >>> ScoreBackend(torch.zeros(2), torch.eye(2), calibration).save(folder)
         >>> sorted(p.name for p in folder.iterdir())
         ['calibration.json', 'score_backend.pt']
         """
@@ -271,12 +268,8 @@ class ScoreBackend:
         Example
         -------
         >>> folder = getfixture("tmp_path")
-        >>> calibration = QualityCalibration(
-        ...     [0.0] * 9, 0.0, info={"top_k": 2}
-        ... )
-        >>> ScoreBackend(torch.zeros(2), torch.eye(2), calibration).save(
-        ...     folder
-        ... )
+        >>> calibration = QualityCalibration([0.0] * 9, 0.0, info={"top_k": 2})
+        >>> ScoreBackend(torch.zeros(2), torch.eye(2), calibration).save(folder)
         >>> ScoreBackend.load(folder).cohort.shape
         torch.Size([2, 2])
         """
@@ -341,8 +334,11 @@ def save_score_backend(folder, artefacts):
     Example
     -------
     >>> content = QualityCalibration([0.0] * 9, 0.0, info={"top_k": 2})
-    >>> artefacts = {"cohort_mean": torch.zeros(2), "cohort": torch.eye(2),
-    ...              "calibration": content.to_dict()}
+    >>> artefacts = {
+    ...     "cohort_mean": torch.zeros(2),
+    ...     "cohort": torch.eye(2),
+    ...     "calibration": content.to_dict(),
+    ... }
     >>> folder = getfixture("tmp_path")
     >>> save_score_backend(folder, artefacts).top_k
     2

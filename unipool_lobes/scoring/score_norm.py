@@ -157,7 +157,9 @@ def cohort_statistics(
     >>> round(mean.item(), 4), round(std.item(), 4)
     (0.5, 0.7071)
     >>> mean, std = cohort_statistics(
-    ...     torch.tensor([[2.0, 0.0]]), cohort, top_k=2,
+    ...     torch.tensor([[2.0, 0.0]]),
+    ...     cohort,
+    ...     top_k=2,
     ...     exclude=torch.tensor([[0]]),
     ... )
     >>> round(mean.item(), 4), round(std.item(), 4)

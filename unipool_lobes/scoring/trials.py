@@ -336,8 +336,10 @@ def check_trial_pairs(trials, where):
 
     Example
     -------
-    >>> trials = [{"enrol": "a", "test": "b", "label": 1},
-    ...           {"enrol": "b", "test": "a", "label": 0}]
+    >>> trials = [
+    ...     {"enrol": "a", "test": "b", "label": 1},
+    ...     {"enrol": "b", "test": "a", "label": 0},
+    ... ]
     >>> try:
     ...     check_trial_pairs(trials, "t.csv")
     ... except ValueError as error:

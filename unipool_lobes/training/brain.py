@@ -60,6 +60,7 @@ class StepBrain(sb.core.Brain):
     >>> class Regression(StepBrain):
     ...     def compute_forward(self, batch, stage):
     ...         return self.modules.model(batch[0])
+    ...
     ...     def compute_objectives(self, predictions, batch, stage):
     ...         return torch.nn.functional.mse_loss(predictions, batch[1])
     >>> brain = Regression(

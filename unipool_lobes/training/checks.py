@@ -139,9 +139,12 @@ def check_schedule(hparams):
     Example
     -------
     >>> from speechbrain.utils.epoch_loop import EpochCounter
-    >>> hparams = {"number_of_steps": 25, "valid_interval_steps": 10,
-    ...            "epoch_counter": EpochCounter(3),
-    ...            "optimizer_step_limit": 25}
+    >>> hparams = {
+    ...     "number_of_steps": 25,
+    ...     "valid_interval_steps": 10,
+    ...     "epoch_counter": EpochCounter(3),
+    ...     "optimizer_step_limit": 25,
+    ... }
     >>> check_schedule(hparams)
     >>> hparams["epoch_counter"] = EpochCounter(2)
     >>> try:

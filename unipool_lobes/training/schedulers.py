@@ -61,8 +61,7 @@ def tri_stage_lr(
 
     Example
     -------
-    >>> [round(tri_stage_lr(s, 1.0, 2, 1, 2, 0.1, 0.01), 4)
-    ...  for s in range(7)]
+    >>> [round(tri_stage_lr(s, 1.0, 2, 1, 2, 0.1, 0.01), 4) for s in range(7)]
     [0.1, 0.55, 1.0, 1.0, 0.1, 0.01, 0.01]
     """
     if step < warmup_steps:
