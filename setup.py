@@ -23,7 +23,6 @@ setup(
         "hyperpyyaml>=1.2",
         "soundfile>=0.12.1",
         "numpy",
-        "pandas",
         "matplotlib",
         "tqdm",
         # The QMF calibration's logistic regression (liblinear), as the LAP
@@ -46,6 +45,6 @@ setup(
         ]
     },
     entry_points={
-        "console_scripts": ["unipool-sv=unipool_lobes.cli:main"],
+        "console_scripts": ["unipool-sv=unipool_lobes.inference.cli:main"],
     },
 )

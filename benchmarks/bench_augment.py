@@ -47,12 +47,12 @@ from speechbrain.dataio.audio_io import load as load_audio
 from data_prep.mini_corpus import make_speaker_profile, synthesize_utterance
 from data_prep.mini_noise import write_mini_musan, write_mini_rirs
 from data_prep.noise_corpora import prepare_noise_corpora
-from unipool_lobes.augment import (
+from unipool_lobes.dataio.augment import (
     AUGMENT_TYPES,
     SpeedPerturbation,
     WaveformAugmenter,
 )
-from unipool_lobes.cropping import random_crop_start, wrap_pad
+from unipool_lobes.dataio.cropping import random_crop_start, wrap_pad
 
 RATE = 16000
 CROP = 2 * RATE

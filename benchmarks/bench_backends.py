@@ -164,11 +164,11 @@ def build_backend(key):
     >>> backend(torch.randn(2, 13, 10, 768)).shape
     torch.Size([2, 1, 768])
     """
-    from unipool_lobes.lap import LAP
-    from unipool_lobes.layer_weighted import LayerWeightedECAPA
-    from unipool_lobes.mean_pool import LayerMeanPool
-    from unipool_lobes.mhfa import MHFA
-    from unipool_lobes.unipool import UniPool
+    from unipool_lobes.models.lap import LAP
+    from unipool_lobes.models.layer_weighted import LayerWeightedECAPA
+    from unipool_lobes.models.mean_pool import LayerMeanPool
+    from unipool_lobes.models.mhfa import MHFA
+    from unipool_lobes.models.unipool.model import UniPool
 
     builders = {
         "unipool": lambda: UniPool(HIDDEN_SIZE, HIDDEN_STATES - 1),
@@ -254,7 +254,7 @@ def _build(name, args, device):
                 model(waves, output_hidden_states=True)
 
         return step
-    from unipool_lobes.unipool import UniPool
+    from unipool_lobes.models.unipool.model import UniPool
 
     model = UniPool().to(device)
     frames = int(args.seconds * FRAMES_PER_SECOND)
@@ -387,10 +387,12 @@ def markdown_table(results):
 
     Example
     -------
-    >>> table = markdown_table({
-    ...     "backbone": {"times": [2.0], "peak_bytes": 4 * MIB},
-    ...     "unipool_forward": {"times": [0.5, 0.4], "peak_bytes": MIB},
-    ... })
+    >>> table = markdown_table(
+    ...     {
+    ...         "backbone": {"times": [2.0], "peak_bytes": 4 * MIB},
+    ...         "unipool_forward": {"times": [0.5, 0.4], "peak_bytes": MIB},
+    ...     }
+    ... )
     >>> print(table.splitlines()[-1])
     | UniPool forward (eval, no grad) | 0.450 | 0.23 | 1 | 0.25 |
     """
@@ -441,11 +443,15 @@ def markdown_backend_table(measurements, parameters):
     -------
     >>> run = {"times": [0.2], "peak_bytes": 2 * MIB}
     >>> table = markdown_backend_table(
-    ...     {"unipool": {"forward": run, "train": run},
-    ...      "mean_pool_last": {"forward": {"times": [0.1],
-    ...                                     "peak_bytes": MIB},
-    ...                         "train": None}},
-    ...     {"unipool": 100, "mean_pool_last": 0})
+    ...     {
+    ...         "unipool": {"forward": run, "train": run},
+    ...         "mean_pool_last": {
+    ...             "forward": {"times": [0.1], "peak_bytes": MIB},
+    ...             "train": None,
+    ...         },
+    ...     },
+    ...     {"unipool": 100, "mean_pool_last": 0},
+    ... )
     >>> print(table.splitlines()[-1])
     | mean pool, last | 0 | 0.00 | 0.100 | 0.50 | — | — | 1 | 0.50 | — | — |
     """
@@ -564,8 +570,13 @@ def markdown_system_table(counts):
 
     Example
     -------
-    >>> row = {"embedding_model": 2_869_476, "classifier": 13_824,
-    ...        "front_end": 0, "total": 2_883_300, "all": 97_254_452}
+    >>> row = {
+    ...     "embedding_model": 2_869_476,
+    ...     "classifier": 13_824,
+    ...     "front_end": 0,
+    ...     "total": 2_883_300,
+    ...     "all": 97_254_452,
+    ... }
     >>> table = markdown_system_table({"unipool_vctk": row})
     >>> for cell in table.splitlines()[-1].strip("| ").split(" | "):
     ...     print(cell)
@@ -658,7 +669,7 @@ def main(argv=None):
 
     if args.skip_systems:
         return
-    from unipool_lobes.local_models import write_local_model
+    from unipool_lobes.frontends.local_models import write_local_model
 
     with tempfile.TemporaryDirectory() as work_folder:
         model_folder = write_local_model(

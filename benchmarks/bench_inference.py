@@ -38,9 +38,9 @@ import numpy as np
 import soundfile
 import torch
 
-from unipool_lobes.inference import SpeakerVerifier, pad_waveforms
-from unipool_lobes.local_models import write_local_model
-from unipool_lobes.unipool import UniPool
+from unipool_lobes.frontends.local_models import write_local_model
+from unipool_lobes.inference.speaker import SpeakerVerifier, pad_waveforms
+from unipool_lobes.models.unipool.model import UniPool
 
 SAMPLE_RATE = 16000
 BATCH_SIZE = 8
@@ -58,10 +58,10 @@ PRETRAINED_YAML = """\
 sample_rate: {rate}
 threshold: 0.5
 
-front_end: &front_end !new:unipool_lobes.ssl.MultiLayerSSL
+front_end: &front_end !new:unipool_lobes.frontends.ssl.MultiLayerSSL
   source: {source}
 
-embedding_model: &backend !new:unipool_lobes.unipool.UniPool
+embedding_model: &backend !new:unipool_lobes.models.unipool.UniPool
   input_size: {hidden}
   num_layers: {layers}
 

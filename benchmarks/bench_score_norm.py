@@ -6,8 +6,8 @@ embeddings (ECAPA's size), ``top_k=300``. SpeechBrain's default
 ``cohort_size: 20000`` does not fit a 5,000-row cohort (its ``topk`` would
 fail), so a 300-score adaptive cohort is used for both approaches.
 
-* ours: ``unipool_lobes.score_norm.ScoreNormalizer`` (cosine scores, then
-  the cohort statistics once per unique utterance, in chunks);
+* ours: ``unipool_lobes.scoring.score_norm.ScoreNormalizer`` (cosine
+  scores, then the cohort statistics once per unique utterance, in chunks);
 * per trial: the loop of SpeechBrain's ``speaker_verification_cosine.py``
   (for each trial, ``repeat`` both embeddings to the cohort size,
   ``CosineSimilarity``, ``topk``, ``mean``/``std``, normalise), measured on
@@ -35,7 +35,7 @@ import time
 
 import torch
 
-from unipool_lobes.score_norm import (
+from unipool_lobes.scoring.score_norm import (
     ScoreNormalizer,
     cohort_statistics,
     normalize_scores,

@@ -67,7 +67,7 @@ def _run_child(implementation, n_trials):
 
     torch.set_num_threads(2)
     if implementation == "ours":
-        from unipool_lobes.scoring import EER, minDCF
+        from unipool_lobes.scoring.metrics import EER, minDCF
     else:
         from speechbrain.utils.metric_stats import EER, minDCF
     warm_positive, warm_negative = _trials(100, SEED + 1)

@@ -27,8 +27,8 @@ import time
 import torch
 from transformers.utils import logging as hf_logging
 
-from unipool_lobes.local_models import write_local_model
-from unipool_lobes.ssl import MultiLayerSSL
+from unipool_lobes.frontends.local_models import write_local_model
+from unipool_lobes.frontends.ssl import MultiLayerSSL
 
 SAMPLE_RATE = 16000
 

@@ -30,7 +30,10 @@ from data_prep.audio_header import (
     audio_info,
     check_last_sample,
 )
-from unipool_lobes.safe_io import (
+
+# The CSV reader is the package's: one implementation, re-exported here.
+from unipool_lobes.dataio.manifest import read_csv as read_csv
+from unipool_lobes.utils.safe_io import (
     atomic_open as atomic_open,
     lock_folder,
     write_bytes_atomic,
@@ -154,34 +157,6 @@ def write_csv_atomic(path, rows, fieldnames):
                 )
             writer.writerow(row)
     return pathlib.Path(path)
-
-
-def read_csv(path):
-    """Reads a CSV file with a header into a list of dicts (str values).
-
-    A UTF-8 byte-order mark is accepted.
-
-    Arguments
-    ---------
-    path : str or path
-        The CSV file.
-
-    Returns
-    -------
-    list of dict
-        One dict a row, keyed by the header.
-
-    Example
-    -------
-    >>> path = getfixture("tmp_path") / "m.csv"
-    >>> _ = write_csv_atomic(path, [{"ID": "a"}, {"ID": "b"}], ["ID"])
-    >>> [row["ID"] for row in read_csv(path)]
-    ['a', 'b']
-    """
-    # utf-8-sig: a byte-order mark (spreadsheet programs write one) would
-    # otherwise become part of the first column's name.
-    with open(path, newline="", encoding="utf-8-sig") as source:
-        return list(csv.DictReader(source))
 
 
 # ---------------------------------------------------------------- skip-if-done
@@ -311,7 +286,7 @@ def start_preparation(save_folder, name, options, outputs):
     without taking the lock, so a prepared corpus on a read-only disk can
     be trained on. Otherwise the folder must be writable and free: a
     second preparation of the same folder is refused at once, naming the
-    process doing the first (:class:`unipool_lobes.safe_io.FolderLock`).
+    process doing the first (:class:`unipool_lobes.utils.safe_io.FolderLock`).
     The check is made again under the lock, in case another process
     finished meanwhile, and the options record is removed before outputs
     are rewritten.
@@ -335,9 +310,9 @@ def start_preparation(save_folder, name, options, outputs):
 
     Raises
     ------
-    unipool_lobes.safe_io.OutputFolderError
+    unipool_lobes.utils.safe_io.OutputFolderError
         When ``save_folder`` cannot be written.
-    unipool_lobes.safe_io.FolderBusyError
+    unipool_lobes.utils.safe_io.FolderBusyError
         When another process prepares the same folder.
 
     Example
@@ -644,10 +619,10 @@ def child_dies_with_parent():
         _libc()
     parent_pid = os.getpid()
 
-    def in_child():
+    def _in_child():
         die_with_parent(parent_pid)
 
-    return in_child
+    return _in_child
 
 
 def _worker_init(parent_pid=None):
@@ -1013,10 +988,20 @@ def trials_with_audio(
     Example
     -------
     >>> trials = [
-    ...     {"enrol": "a", "test": "b", "label": 0,
-    ...      "enrol_path": "x/a.wav", "test_path": "x/b.wav"},
-    ...     {"enrol": "a", "test": "c", "label": 0,
-    ...      "enrol_path": "x/a.wav", "test_path": "x/c.wav"},
+    ...     {
+    ...         "enrol": "a",
+    ...         "test": "b",
+    ...         "label": 0,
+    ...         "enrol_path": "x/a.wav",
+    ...         "test_path": "x/b.wav",
+    ...     },
+    ...     {
+    ...         "enrol": "a",
+    ...         "test": "c",
+    ...         "label": 0,
+    ...         "enrol_path": "x/a.wav",
+    ...         "test_path": "x/c.wav",
+    ...     },
     ... ]
     >>> report = ProblemReport()
     >>> trials_with_audio(trials, {"a", "b"}, "t.csv", True, report)

@@ -197,7 +197,7 @@ def find_utterances(data_folder, subsets, problems=None):
     """
     root = pathlib.Path(data_folder)
 
-    def report(where, message):
+    def _report(where, message):
         if problems is None:
             raise ValueError(f"{where}: {message}")
         problems.add(where, message)
@@ -206,7 +206,7 @@ def find_utterances(data_folder, subsets, problems=None):
     for subset in subsets:
         subset_folder = root / subset
         if not subset_folder.is_dir():
-            report(subset_folder, "subset folder not found; subset skipped")
+            _report(subset_folder, "subset folder not found; subset skipped")
             continue
         for speaker in _sorted_dirs(subset_folder):
             for chapter in _sorted_dirs(subset_folder / speaker):
@@ -217,14 +217,14 @@ def find_utterances(data_folder, subsets, problems=None):
                     if not name.endswith(".flac"):
                         continue
                     if kind != "file":
-                        report(folder / name, f"{kind}, not a file; skipped")
+                        _report(folder / name, f"{kind}, not a file; skipped")
                         continue
                     match = UTTERANCE_NAME.fullmatch(name)
                     if match is None or match.group(1, 2) != (
                         speaker,
                         chapter,
                     ):
-                        report(
+                        _report(
                             folder / name,
                             "not named <speaker>-<chapter>-<utterance>.flac "
                             "after its folders; skipped",
@@ -232,7 +232,7 @@ def find_utterances(data_folder, subsets, problems=None):
                         continue
                     utterance = name[: -len(".flac")]
                     if utterance in found:
-                        report(
+                        _report(
                             folder / name,
                             f"utterance {utterance} also in "
                             f"{found[utterance].path}; skipped",
@@ -552,13 +552,20 @@ def prepare_librispeech(
     >>> from data_prep.mini_corpus import write_mini_librispeech
     >>> root = getfixture("tmp_path")
     >>> _ = write_mini_librispeech(
-    ...     root / "LibriSpeech", n_speakers=2, chapters_per_speaker=1,
-    ...     utterances_per_chapter=2, duration_range=(0.3, 0.5),
+    ...     root / "LibriSpeech",
+    ...     n_speakers=2,
+    ...     chapters_per_speaker=1,
+    ...     utterances_per_chapter=2,
+    ...     duration_range=(0.3, 0.5),
     ... )
     >>> paths = prepare_librispeech(
-    ...     root / "LibriSpeech", root / "prep", split_source="generate",
-    ...     train_subsets=("train-clean-100",), valid_subsets=("dev-clean",),
-    ...     test_subsets=("test-clean",), num_workers=1,
+    ...     root / "LibriSpeech",
+    ...     root / "prep",
+    ...     split_source="generate",
+    ...     train_subsets=("train-clean-100",),
+    ...     valid_subsets=("dev-clean",),
+    ...     test_subsets=("test-clean",),
+    ...     num_workers=1,
     ... )
     >>> sorted(paths)
     ['problems', 'test', 'test_trials', 'train', 'valid', 'valid_trials']

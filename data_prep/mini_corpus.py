@@ -455,7 +455,9 @@ def write_mini_vctk(
     Example
     -------
     >>> corpus = write_mini_vctk(
-    ...     str(getfixture("tmp_path")), n_speakers=2, utterances_per_speaker=1,
+    ...     str(getfixture("tmp_path")),
+    ...     n_speakers=2,
+    ...     utterances_per_speaker=1,
     ...     duration_range=(0.5, 0.5),
     ... )
     >>> files = sorted(pathlib.Path(corpus).rglob("*.flac"))
@@ -624,8 +626,11 @@ def write_mini_librispeech(
     Example
     -------
     >>> corpus = write_mini_librispeech(
-    ...     str(getfixture("tmp_path")), n_speakers=2, chapters_per_speaker=1,
-    ...     utterances_per_chapter=2, duration_range=(0.3, 0.3),
+    ...     str(getfixture("tmp_path")),
+    ...     n_speakers=2,
+    ...     chapters_per_speaker=1,
+    ...     utterances_per_chapter=2,
+    ...     duration_range=(0.3, 0.3),
     ...     subsets=("dev-clean",),
     ... )
     >>> files = sorted(pathlib.Path(corpus).rglob("*.flac"))
@@ -711,7 +716,7 @@ def _librispeech_command(commands):
         default=["train-clean-100", "dev-clean", "test-clean"],
     )
 
-    def run(args):
+    def _run(args):
         corpus = write_mini_librispeech(
             args.out,
             n_speakers=args.speakers,
@@ -727,7 +732,7 @@ def _librispeech_command(commands):
         )
         return corpus
 
-    command.set_defaults(run=run)
+    command.set_defaults(run=_run)
 
 
 def _vctk_command(commands):
@@ -739,7 +744,7 @@ def _vctk_command(commands):
     vctk.add_argument("--seed", type=int, default=0)
     vctk.add_argument("--layout", choices=("0.80", "0.92"), default="0.92")
 
-    def run(args):
+    def _run(args):
         corpus = write_mini_vctk(
             args.out,
             n_speakers=args.speakers,
@@ -754,7 +759,7 @@ def _vctk_command(commands):
         )
         return corpus
 
-    vctk.set_defaults(run=run)
+    vctk.set_defaults(run=_run)
 
 
 # ---------------------------------------------------------------- VoxCeleb
@@ -861,8 +866,11 @@ def write_mini_voxceleb(
     Example
     -------
     >>> corpus = write_mini_voxceleb(
-    ...     str(getfixture("tmp_path")), n_speakers=2, videos_per_speaker=2,
-    ...     utterances_per_video=2, duration_range=(0.3, 0.3),
+    ...     str(getfixture("tmp_path")),
+    ...     n_speakers=2,
+    ...     videos_per_speaker=2,
+    ...     utterances_per_video=2,
+    ...     duration_range=(0.3, 0.3),
     ... )
     >>> files = sorted(pathlib.Path(corpus).glob("wav/*/*/*.wav"))
     >>> len(files), files[0].name, len(files[0].parent.name)
@@ -968,12 +976,20 @@ def write_mini_voxceleb_setting(
 
     Example
     -------
-    >>> groups = {"vox1-dev": ["id10001"], "vox1-test": ["id10270",
-    ...     "id10271"], "vox2-dev": ["id00012"], "vox2-test": ["id00017"]}
+    >>> groups = {
+    ...     "vox1-dev": ["id10001"],
+    ...     "vox1-test": ["id10270", "id10271"],
+    ...     "vox2-dev": ["id00012"],
+    ...     "vox2-test": ["id00017"],
+    ... }
     >>> roots, lists = write_mini_voxceleb_setting(
-    ...     getfixture("tmp_path"), groups, n_trials_per_class=2,
-    ...     duration_range=(0.5, 0.6), videos_per_speaker=1,
-    ...     utterances_per_video=2)
+    ...     getfixture("tmp_path"),
+    ...     groups,
+    ...     n_trials_per_class=2,
+    ...     duration_range=(0.5, 0.6),
+    ...     videos_per_speaker=1,
+    ...     utterances_per_video=2,
+    ... )
     >>> sorted(p.name for p in (lists / "speakers").iterdir())[0]
     'speaker-vox1-dev.csv'
     """
@@ -1031,7 +1047,7 @@ def _voxceleb_command(commands):
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--audio_folder", default="wav")
 
-    def run(args):
+    def _run(args):
         speakers = [
             f"id{args.first_speaker + index:05d}"
             for index in range(args.speakers)
@@ -1050,7 +1066,7 @@ def _voxceleb_command(commands):
         )
         return corpus
 
-    command.set_defaults(run=run)
+    command.set_defaults(run=_run)
 
 
 def main(argv=None):

@@ -1,7 +1,7 @@
 """Mini MUSAN and mini RIRS_NOISES, in the real corpora's folder layouts.
 
 For tests and demos of :mod:`data_prep.noise_corpora` and
-:mod:`unipool_lobes.augment`: a few seconds of audio per file, 16-bit
+:mod:`unipool_lobes.dataio.augment`: a few seconds of audio per file, 16-bit
 16 kHz wav, under 2 MB in all with the defaults, written in well under a
 second, the same bytes for the same seed.
 
@@ -196,8 +196,9 @@ def write_mini_musan(
     -------
     >>> root = getfixture("tmp_path")
     >>> speech = root / "s.wav"
-    >>> soundfile.write(speech, np.random.default_rng(0).normal(
-    ...     0, 0.1, 16000), 16000)
+    >>> soundfile.write(
+    ...     speech, np.random.default_rng(0).normal(0, 0.1, 16000), 16000
+    ... )
     >>> musan = pathlib.Path(write_mini_musan(root, [speech]))
     >>> sorted(str(p.relative_to(musan)) for p in musan.rglob("*.wav"))[:2]
     ['music/fma/music-fma-0000.wav', 'music/jamendo/music-jamendo-0001.wav']
@@ -283,8 +284,11 @@ def write_mini_rirs(
     Example
     -------
     >>> folder = pathlib.Path(write_mini_rirs(getfixture("tmp_path")))
-    >>> len((folder / "real_rirs_isotropic_noises" / "rir_list")
-    ...     .read_text().splitlines())
+    >>> len(
+    ...     (folder / "real_rirs_isotropic_noises" / "rir_list")
+    ...     .read_text()
+    ...     .splitlines()
+    ... )
     3
     >>> len(list((folder / "simulated_rirs").glob("*/*/*.wav")))
     3

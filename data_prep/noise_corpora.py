@@ -1,6 +1,6 @@
 """MUSAN and RIRS_NOISES preparation: the augmentation manifests.
 
-Writes the two CSV manifests :class:`unipool_lobes.augment.
+Writes the two CSV manifests :class:`unipool_lobes.dataio.augment.
 WaveformAugmenter` reads, following the LAP authors' data preparation
 (``data/MUSAN/dataprep.py``, ``data/RIRs/dataprep.py``, and the file lists
 of ``src/utils/dataset.py``):

@@ -29,11 +29,7 @@ import zlib
 from collections import namedtuple
 
 from data_prep.audio_header import audio_info
-from data_prep.common import (
-    atomic_open,
-    default_num_workers,
-    die_with_parent,
-)
+from data_prep.common import atomic_open, default_num_workers, die_with_parent
 
 logger = logging.getLogger(__name__)
 

@@ -474,11 +474,15 @@ def prepare_vctk(
     >>> from data_prep.mini_corpus import write_mini_vctk
     >>> root = getfixture("tmp_path")
     >>> _ = write_mini_vctk(
-    ...     root / "vctk", n_speakers=6, utterances_per_speaker=3,
+    ...     root / "vctk",
+    ...     n_speakers=6,
+    ...     utterances_per_speaker=3,
     ...     duration_range=(0.3, 0.5),
     ... )
     >>> paths = prepare_vctk(
-    ...     root / "vctk", root / "prep", split_source="generate",
+    ...     root / "vctk",
+    ...     root / "prep",
+    ...     split_source="generate",
     ...     num_workers=1,
     ... )
     >>> sorted(paths)

@@ -463,43 +463,41 @@ def _stream_text_trials(source, target, available, allow_missing, problems):
     utterance IDs the kept trials use.
     """
     used, missing, n_dropped = set(), [], 0
-    with (
-        open(source, encoding="utf-8") as lines,
-        atomic_open(target, "w", newline="") as out,
-    ):
-        out.write("enrol,test,label,video_match\n")
-        for number, line in enumerate(lines, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 3 or fields[0] not in ("0", "1"):
-                raise ValueError(
-                    f"{source}:{number}: expected '<0|1> enrol.wav "
-                    f"test.wav', got {line!r}"
+    with open(source, encoding="utf-8") as lines:
+        with atomic_open(target, "w", newline="") as out:
+            out.write("enrol,test,label,video_match\n")
+            for number, line in enumerate(lines, start=1):
+                fields = line.split()
+                if not fields:
+                    continue
+                if len(fields) != 3 or fields[0] not in ("0", "1"):
+                    raise ValueError(
+                        f"{source}:{number}: expected '<0|1> enrol.wav "
+                        f"test.wav', got {line!r}"
+                    )
+                enrol = voxceleb_path_to_id(fields[1])
+                test = voxceleb_path_to_id(fields[2])
+                absent = [u for u in (enrol, test) if u not in available]
+                if absent:
+                    n_dropped += 1
+                    if len(missing) < N_EXAMPLES:
+                        missing += absent
+                    continue
+                out.write(
+                    f"{enrol},{test},{fields[0]},{video_match(enrol, test)}\n"
                 )
-            enrol = voxceleb_path_to_id(fields[1])
-            test = voxceleb_path_to_id(fields[2])
-            absent = [u for u in (enrol, test) if u not in available]
-            if absent:
-                n_dropped += 1
-                if len(missing) < N_EXAMPLES:
-                    missing += absent
-                continue
-            out.write(
-                f"{enrol},{test},{fields[0]},{video_match(enrol, test)}\n"
-            )
-            used.update((enrol, test))
-        if n_dropped:
-            message = (
-                f"{n_dropped} trial(s) name utterances missing from the "
-                f"corpus, e.g. {', '.join(missing[:N_EXAMPLES])}"
-            )
-            if not allow_missing:
-                raise ValueError(
-                    f"{source}: {message}. Check data_folders, or set "
-                    "allow_missing_trials=True to drop these trials."
+                used.update((enrol, test))
+            if n_dropped:
+                message = (
+                    f"{n_dropped} trial(s) name utterances missing from the "
+                    f"corpus, e.g. {', '.join(missing[:N_EXAMPLES])}"
                 )
-            problems.add(source, message + "; those trials dropped")
+                if not allow_missing:
+                    raise ValueError(
+                        f"{source}: {message}. Check data_folders, or set "
+                        "allow_missing_trials=True to drop these trials."
+                    )
+                problems.add(source, message + "; those trials dropped")
     return used
 
 
@@ -688,19 +686,27 @@ def prepare_voxceleb(
     ...     "vox2-test": ["id00017", "id00061"],
     ... }
     >>> corpus = write_mini_voxceleb(
-    ...     root / "vox", speakers=sum(groups.values(), []),
-    ...     test_speakers=groups["vox1-test"], videos_per_speaker=2,
-    ...     utterances_per_video=2, duration_range=(0.2, 0.3),
+    ...     root / "vox",
+    ...     speakers=sum(groups.values(), []),
+    ...     test_speakers=groups["vox1-test"],
+    ...     videos_per_speaker=2,
+    ...     utterances_per_video=2,
+    ...     duration_range=(0.2, 0.3),
     ... )
     >>> lists = root / "lists" / "speakers"
     >>> lists.mkdir(parents=True)
     >>> for name, speakers in groups.items():
     ...     _ = (lists / f"speaker-{name}.csv").write_text(
-    ...         "ID\\n" + "\\n".join(speakers) + "\\n")
+    ...         "ID\\n" + "\\n".join(speakers) + "\\n"
+    ...     )
     >>> paths = prepare_voxceleb(
-    ...     corpus, root / "prep", paper_lists=root / "lists",
-    ...     vox1_o_trials=f"{corpus}/veri_test2.txt", num_workers=1,
-    ...     n_vox2_trials_per_class=8, progress=False,
+    ...     corpus,
+    ...     root / "prep",
+    ...     paper_lists=root / "lists",
+    ...     vox1_o_trials=f"{corpus}/veri_test2.txt",
+    ...     num_workers=1,
+    ...     n_vox2_trials_per_class=8,
+    ...     progress=False,
     ... )
     >>> print(open(paths["train"]).readlines()[1].split(",")[0])
     id10001--...--00001
@@ -1082,7 +1088,7 @@ def convert_m4a(
     counts = {"converted": 0, "skipped": 0, "failed": 0}
     failures = []
 
-    def collect(futures):
+    def _collect(futures):
         for future in futures:
             status, source, message = future.result()
             counts[status] += 1
@@ -1102,8 +1108,8 @@ def convert_m4a(
             )
             if len(pending) >= 4 * num_workers:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                collect(done)
-        collect(wait(pending).done)
+                _collect(done)
+        _collect(wait(pending).done)
     failures_file = out_root / "convert_m4a_failures.txt"
     out_root.mkdir(parents=True, exist_ok=True)
     write_text_atomic(failures_file, "".join(sorted(failures)))

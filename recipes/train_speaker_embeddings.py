@@ -34,15 +34,12 @@ Authors
 """
 
 import json
-import logging
 import os
 import sys
-import warnings
 
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.core import INTRA_EPOCH_CKPT_FLAG
 from speechbrain.dataio import audio_io
 from speechbrain.dataio.sampler import ReproducibleRandomSampler
 from speechbrain.utils.distributed import (
@@ -50,51 +47,31 @@ from speechbrain.utils.distributed import (
     is_distributed_initialized,
 )
 from speechbrain.utils.logger import get_logger
-from torch.nn.parallel import DistributedDataParallel as DDP
 
-from data_prep.trials import read_trials
-from unipool_lobes.batching import DurationBatchSampler, is_out_of_memory
-from unipool_lobes.calibration import (
-    evaluate_backend_stages,
-    save_score_backend,
-)
-from unipool_lobes.checkpoints import (
-    CheckpointCorruptError,
-    complete_checkpoints,
-)
-from unipool_lobes.cropping import (
+from unipool_lobes.dataio.batching import DurationBatchSampler, is_out_of_memory
+from unipool_lobes.dataio.cropping import (
     check_crop_padding,
     random_crop_start,
     wrap_pad,
 )
-from unipool_lobes.distributed import (
-    DEFAULT_TIMEOUT_SECONDS,
-    decide_on_main,
-    init_distributed,
-    world_size,
+from unipool_lobes.dataio.manifest import read_manifest
+from unipool_lobes.scoring.calibration import (
+    evaluate_backend_stages,
+    save_score_backend,
 )
-from unipool_lobes.init_from import init_modules_from
-from unipool_lobes.manifest import read_manifest
-from unipool_lobes.plots import plot_det
-from unipool_lobes.safe_io import (
-    DiskFullError,
-    FolderBusyError,
-    OutputFolderError,
-    lock_folder,
-    write_text_atomic,
-)
-from unipool_lobes.scoring import (
+from unipool_lobes.scoring.metrics import (
     cosine_score_trials,
     reported_metrics,
     verification_results,
     window_pair_score_trials,
     write_scores,
 )
-from unipool_lobes.training_checks import (
+from unipool_lobes.scoring.plots import plot_det
+from unipool_lobes.scoring.trials import read_trials
+from unipool_lobes.training.brain import StepBrain
+from unipool_lobes.training.checkpoints import complete_checkpoints
+from unipool_lobes.training.checks import (
     RESUME_FLAG,
-    HparamsChangedError,
-    OverrideTypeError,
-    ScheduleError,
     check_override_types,
     check_resume,
     check_schedule,
@@ -102,21 +79,32 @@ from unipool_lobes.training_checks import (
     plain_value,
     resolved_hparams_text,
 )
-from unipool_lobes.unipool_masking import ProcessGroupBatchNorm
+from unipool_lobes.training.distributed import (
+    DEFAULT_TIMEOUT_SECONDS,
+    decide_on_main,
+    init_distributed,
+    world_size,
+)
+from unipool_lobes.training.init_from import init_modules_from
+from unipool_lobes.training.run_setup import (
+    RUN_ERRORS,
+    lock_run_folder,
+    pop_option,
+)
+from unipool_lobes.utils.safe_io import write_text_atomic
 
 logger = get_logger(__name__)
 
 
-class SpeakerBrain(sb.core.Brain):
+class SpeakerBrain(StepBrain):
     """Speaker-embedding training with validation EER as the selection key.
 
     Modules expected in ``hparams["modules"]``: ``front_end`` (waveforms and
     relative lengths to features and relative lengths), ``embedding_model``
-    (features and lengths to ``[B, 1, E]``) and ``classifier``.
+    (features and lengths to ``[B, 1, E]``) and ``classifier``. The
+    training machinery (non-finite batches, per-step schedules, margin
+    ramps, CPU DDP) is :class:`unipool_lobes.training.brain.StepBrain`'s.
     """
-
-    # Set by main() when a run resumes with changed hyperparameters.
-    rebuild_schedule = False
 
     def compute_forward(self, batch, stage):
         """Embeds the batch; in training also returns the class logits.
@@ -164,225 +152,15 @@ class SpeakerBrain(sb.core.Brain):
         spk_ids, _ = batch.spk_id_encoded
         return self.hparams.compute_cost(predictions, spk_ids)
 
-    def fit_batch(self, batch):
-        """Trains on one batch, skipping it when its loss is not finite.
-
-        SpeechBrain's ``fit_batch`` counts a non-finite loss but still
-        back-propagates it and steps the optimizer, so a single corrupt
-        utterance (e.g. NaN samples) can turn every weight into NaN. Here the
-        batch is skipped on every process (the decision is shared under
-        DDP), counted and logged with its utterance IDs; more than
-        ``nonfinite_patience`` skips in one validation interval stop the run.
-        The batch-norm statistics its forward pass changed are restored.
-
-        Arguments
-        ---------
-        batch : PaddedBatch
-            The training batch.
-
-        Returns
-        -------
-        torch.Tensor
-            The detached loss (non-finite when skipped; it is then left out
-            of the running average).
-        """
-        should_step = (self.step % self.grad_accumulation_factor) == 0
-        self.on_fit_batch_start(batch, should_step)
-        # The forward pass updates batch-norm statistics: keep a copy to
-        # undo them if the batch is skipped.
-        buffers = [(b, b.detach().clone()) for b in self.modules.buffers()]
-        with self.no_sync(not should_step):
-            with self.training_ctx:
-                outputs = self.compute_forward(batch, sb.Stage.TRAIN)
-                loss = self.compute_objectives(outputs, batch, sb.Stage.TRAIN)
-            if not self.loss_is_finite_everywhere(loss):
-                with torch.no_grad():
-                    for buffer, saved in buffers:
-                        buffer.copy_(saved)
-                self.skip_nonfinite_batch(batch)
-                return loss.detach().cpu()
-            scaled_loss = self.scaler.scale(
-                loss / self.grad_accumulation_factor
-            )
-            scaled_loss.backward()
-        if should_step:
-            self.optimizers_step()
-        self.on_fit_batch_end(batch, outputs, loss, should_step)
-        return loss.detach().cpu()
-
-    def on_fit_batch_start(self, batch, should_step):
-        """Sets the margin of the step, with a ``margin_ramp``.
-
-        The LAP authors' ramp: the loss's margin is a function of the
-        optimizer steps taken, set before each step's forward pass, so a
-        run resumed mid-ramp continues the same curve.
-
-        Arguments
-        ---------
-        batch : PaddedBatch
-            The batch about to be trained on.
-        should_step : bool
-            Whether the optimizer steps after this batch.
-        """
-        if hasattr(self.hparams, "margin_ramp"):
-            margin = self.hparams.margin_ramp(self.optimizer_step)
-            self.hparams.compute_cost.set_margin(margin)
-
-    def step_meta(self):
-        """The step, learning rate and (when the loss has one) margin.
-
-        Returns
-        -------
-        dict
-            Log fields of the validation line.
-        """
-        meta = {
-            "step": self.optimizer_step,
-            "lr": self.optimizer.param_groups[0]["lr"],
-        }
-        margin = getattr(self.hparams.compute_cost, "margin", None)
-        if isinstance(margin, float):
-            meta["margin"] = round(margin, 4)
-        return meta
-
-    def loss_is_finite_everywhere(self, loss):
-        """Whether the loss is finite on every process.
-
-        Arguments
-        ---------
-        loss : torch.Tensor
-            This process's loss.
-
-        Returns
-        -------
-        bool
-            True when no process has a non-finite loss.
-        """
-        finite = torch.isfinite(loss.detach()).all().float().reshape(1)
-        if is_distributed_initialized():
-            torch.distributed.all_reduce(
-                finite, op=torch.distributed.ReduceOp.MIN
-            )
-        return bool(finite.item())
-
-    def skip_nonfinite_batch(self, batch):
-        """Drops the gradients of a skipped batch, counts and logs it.
-
-        Arguments
-        ---------
-        batch : PaddedBatch
-            The skipped batch (its IDs are logged).
-
-        Raises
-        ------
-        RuntimeError
-            When more than ``nonfinite_patience`` batches were skipped in
-            this validation interval.
-        """
-        self.zero_grad(set_to_none=True)
-        self.nonfinite_count += 1
-        self.skipped_batches = getattr(self, "skipped_batches", 0) + 1
-        logger.warning(
-            "Non-finite loss at step %d: batch skipped (%d in this interval, "
-            "%d in total). Utterances: %s",
-            self.optimizer_step + 1,
-            self.nonfinite_count,
-            self.skipped_batches,
-            ", ".join(batch.id),
-        )
-        if self.nonfinite_count > self.nonfinite_patience:
-            raise RuntimeError(
-                f"{self.nonfinite_count} training batches had a non-finite "
-                f"loss in this validation interval (nonfinite_patience="
-                f"{self.nonfinite_patience}); the run stops. Check the "
-                "utterances logged above for corrupt audio (NaN/inf "
-                "samples), or lower the learning rate."
-            )
-
-    def init_optimizers(self):
-        """Creates the optimizer and the per-step learning-rate schedule.
-
-        The schedule (``hparams.lr_scheduler``, a function of the optimizer)
-        is registered with the checkpointer so that a resumed run continues
-        the same curve. With ``classifier_weight_decay`` the classifier's
-        parameters form a second group with that weight decay (the authors'
-        ECAPA-TDNN: 2e-5 on the encoder, 2e-4 on the AAM head).
-        """
-        if self.opt_class is None or not hasattr(
-            self.hparams, "classifier_weight_decay"
-        ):
-            super().init_optimizers()
-        else:
-            head = list(self.modules.classifier.parameters())
-            in_head = {id(param) for param in head}
-            rest = [
-                param
-                for param in self.modules.parameters()
-                if id(param) not in in_head
-            ]
-            self.optimizer = self.opt_class(
-                [
-                    {"params": rest},
-                    {
-                        "params": head,
-                        "weight_decay": self.hparams.classifier_weight_decay,
-                    },
-                ]
-            )
-            self.optimizers_dict = {"opt_class": self.optimizer}
-            if self.checkpointer is not None:
-                self.checkpointer.add_recoverable("optimizer", self.optimizer)
-        self.lr_scheduler = None
-        if self.opt_class is not None:
-            # The groups as the current hyperparameters make them, before a
-            # schedule or a restored optimizer state changes them.
-            self.fresh_param_groups = [
-                {key: value for key, value in group.items() if key != "params"}
-                for group in self.optimizer.param_groups
-            ]
-        if self.opt_class is not None and hasattr(self.hparams, "lr_scheduler"):
-            self.lr_scheduler = self.hparams.lr_scheduler(self.optimizer)
-            if self.checkpointer is not None and not self.rebuild_schedule:
-                self.checkpointer.add_recoverable(
-                    "lr_scheduler", self.lr_scheduler
-                )
-
     def on_fit_start(self):
-        """Recovers the last checkpoint, then logs where training starts.
-
-        With ``rebuild_schedule`` (a run resumed with changed
-        hyperparameters) the learning-rate schedule is not restored but
-        built anew from the current hyperparameters and advanced to the
-        restored optimizer step.
-        """
+        """Recovers and logs the start (``StepBrain``), then, on a fresh run
+        with ``zero_shot_eval``, scores the untrained model."""
         super().on_fit_start()
-        if self.rebuild_schedule and self.lr_scheduler is not None:
-            for group, fresh in zip(
-                self.optimizer.param_groups,
-                self.fresh_param_groups,
-                strict=True,
-            ):
-                for key in set(group) - set(fresh) - {"params"}:
-                    del group[key]  # initial_lr, max_lr...: the old schedule's
-                group.update(fresh)
-            self.lr_scheduler = self.hparams.lr_scheduler(self.optimizer)
-            with warnings.catch_warnings():
-                # "step() before optimizer.step()": replaying, not training.
-                warnings.simplefilter("ignore", UserWarning)
-                for _ in range(self.optimizer_step):
-                    self._step_schedule()
-        self.first_step = self.optimizer_step
         zero_shot = hasattr(self.hparams, "zero_shot_eval") and (
             self.hparams.zero_shot_eval
         )
         if zero_shot and not self.optimizer_step:
             self._zero_shot_evaluation()
-        if self.optimizer_step:
-            logger.info(
-                "Resuming at optimizer step %d of %d",
-                self.optimizer_step,
-                self.optimizer_step_limit,
-            )
 
     def _zero_shot_evaluation(self):
         """Scores the untrained model on the valid and test trials.
@@ -392,7 +170,7 @@ class SpeakerBrain(sb.core.Brain):
         results; no checkpoint is kept. Only a fresh run does it.
         """
         results = {}
-        for name, dataset, options, trials in self.zero_shot_sets:
+        for name, dataset, options, trials in self.evaluation_sets:
             self.embed_set(dataset, options)
             _, scored = self.score_trials(trials)
             results[name] = reported_metrics(scored)
@@ -429,110 +207,6 @@ class SpeakerBrain(sb.core.Brain):
             for batch in loader:
                 self.evaluate_batch(batch, sb.Stage.TEST)
         return self.gather_embeddings()
-
-    def fit(self, *args, **kwargs):
-        """SpeechBrain's ``fit``, then a log line of the steps trained.
-
-        Arguments
-        ---------
-        *args : tuple
-            Passed to ``Brain.fit``.
-        **kwargs : dict
-            Passed to ``Brain.fit``.
-        """
-        super().fit(*args, **kwargs)
-        first = getattr(self, "first_step", self.optimizer_step)
-        logger.info(
-            "Training ended at optimizer step %d of %d (%d steps in this "
-            "run, from step %d)",
-            self.optimizer_step,
-            self.optimizer_step_limit,
-            self.optimizer_step - first,
-            first,
-        )
-
-    def _save_intra_epoch_ckpt(self):
-        """Saves an intra-epoch checkpoint that records its step."""
-        self.checkpointer.save_and_keep_only(
-            end_of_epoch=False,
-            num_to_keep=1,
-            ckpt_predicate=lambda c: INTRA_EPOCH_CKPT_FLAG in c.meta,
-            meta={INTRA_EPOCH_CKPT_FLAG: True, "step": self.optimizer_step},
-            verbosity=logging.DEBUG,
-        )
-
-    def _fit_valid(self, valid_set, epoch, enable):
-        """Validates, unless the step is before ``validate_after_step``.
-
-        ExploreWV2's authors neither validate nor keep a checkpoint while
-        the transformer is frozen (their ``full_eval: False``), so the
-        tested checkpoint is a fine-tuned one. A skipped interval still
-        logs its training loss and saves a checkpoint without an EER, to
-        resume from; checkpoint selection only sees those with one.
-        """
-        first = 0
-        if hasattr(self.hparams, "validate_after_step"):
-            first = self.hparams.validate_after_step
-        if self.optimizer_step > first:
-            return super()._fit_valid(valid_set, epoch, enable)
-        self.hparams.train_logger.log_stats(
-            stats_meta={
-                **self.step_meta(),
-                "validation": f"none until after step {first}",
-            },
-            train_stats=self.train_stats,
-        )
-        self.checkpointer.save_and_keep_only(
-            meta={"step": self.optimizer_step},
-            num_to_keep=1,
-            ckpt_predicate=lambda c: "EER" not in c.meta,
-        )
-        return None
-
-    def _wrap_distributed(self):
-        """Wraps the trained modules in DDP, with batch norm synchronised.
-
-        On GPUs this is SpeechBrain's wrapping (``nn.SyncBatchNorm``). On
-        CPU (gloo) DDP rejects ``nn.SyncBatchNorm``, so batch norms become
-        :class:`ProcessGroupBatchNorm`, which reduces the statistics over
-        the processes on any device.
-        """
-        if not self.distributed_launch or self.device_type != "cpu":
-            super()._wrap_distributed()
-            return
-        for name, module in self.modules.items():
-            if any(p.requires_grad for p in module.parameters()):
-                module = ProcessGroupBatchNorm.convert(module)
-                self.modules[name] = DDP(
-                    module,
-                    device_ids=None,
-                    find_unused_parameters=self.find_unused_parameters,
-                )
-
-    def on_fit_batch_end(self, batch, outputs, loss, should_step):
-        """Advances the learning-rate schedule after each optimizer step.
-
-        Arguments
-        ---------
-        batch : PaddedBatch
-            The batch just trained on.
-        outputs : torch.Tensor
-            Its logits.
-        loss : torch.Tensor
-            Its loss.
-        should_step : bool
-            Whether the optimizer stepped on this batch.
-        """
-        if should_step and self.lr_scheduler is not None:
-            self._step_schedule()
-
-    def _step_schedule(self):
-        # A schedule of N steps has N learning rates (last_epoch 0 to
-        # N - 1): stepping after the last one would compute one past its
-        # end (negative with linear annealing).
-        total = getattr(self.lr_scheduler, "total_steps", None)
-        if total is None or self.lr_scheduler.last_epoch < total - 1:
-            self.lr_scheduler.step()
 
     def evaluate_batch(self, batch, stage):
         """Embeds a validation or test batch and keeps the embeddings.
@@ -634,6 +308,8 @@ class SpeakerBrain(sb.core.Brain):
             EER, both minDCF forms and the rest of
             ``verification_results``.
         """
+        if self.debug:
+            self._embed_whole_set_for(trials)
         ids, embeddings = self.gather_embeddings()
         if embeddings.dim() == 3:
             # A set of window embeddings per utterance (SincNet's
@@ -651,6 +327,19 @@ class SpeakerBrain(sb.core.Brain):
             )
         results = verification_results(trials["label"], scores)
         return scores, results
+
+    def _embed_whole_set_for(self, trials):
+        """Under ``--debug`` SpeechBrain stops the evaluation loops after
+        ``debug_batches`` batches; the rest of the set is embedded here so
+        that every trial has its embeddings."""
+        embedded = set(self.embedding_ids)
+        if embedded.issuperset(trials["enrol"]) and embedded.issuperset(
+            trials["test"]
+        ):
+            return
+        for _, dataset, options, set_trials in self.evaluation_sets:
+            if set_trials is trials:
+                self.embed_set(dataset, options)
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs the training loss, or scores the trials of the stage.
@@ -1019,10 +708,10 @@ def main(argv):
     SpeakerBrain
         The trained brain (``test_results`` holds the test metrics).
     """
-    argv, ddp_timeout = _pop_option(
+    argv, ddp_timeout = pop_option(
         argv, "--ddp_timeout", float, DEFAULT_TIMEOUT_SECONDS
     )
-    argv, allow_changes = _pop_option(argv, RESUME_FLAG, bool, False)
+    argv, allow_changes = pop_option(argv, RESUME_FLAG, bool, False)
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     check_override_types(hparams_file, overrides)
     init_distributed(run_opts, ddp_timeout)
@@ -1030,7 +719,7 @@ def main(argv):
     # the output folder is checked and locked from the resolved text.
     resolved = resolved_hparams_text(hparams_file, overrides)
     output_folder = plain_value(resolved, "output_folder")
-    decide_on_main(_lock_run_folder, output_folder)
+    decide_on_main(lock_run_folder, output_folder)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     check_schedule(hparams)
@@ -1104,7 +793,7 @@ def main(argv):
         num_samples=hparams["valid_interval_steps"] * hparams["batch_size"],
     )
     brain.epoch_sampler = sampler
-    brain.zero_shot_sets = [
+    brain.evaluation_sets = [
         (
             split,
             datasets[split],
@@ -1133,38 +822,6 @@ def main(argv):
     if hparams.get("score_backend"):
         backend_evaluation(brain, hparams, datasets)
     return brain
-
-
-# The lock of this process's output folder, held until the process ends.
-_RUN_LOCKS = []
-
-
-def _lock_run_folder(output_folder):
-    """Refuses a read-only or busy output folder, else locks it."""
-    _RUN_LOCKS.append(lock_folder(output_folder, "training"))
-
-
-def _pop_option(argv, name, kind, default):
-    """Takes ``--name=value`` (or a bare flag) out of ``argv``."""
-    rest, value = [], default
-    for arg in argv:
-        if arg == name and kind is bool:
-            value = True
-        elif arg.startswith(f"{name}="):
-            text = arg.split("=", 1)[1]
-            try:
-                value = (
-                    text.lower() in ("1", "true", "yes")
-                    if kind is bool
-                    else kind(text)
-                )
-            except ValueError:
-                raise ValueError(
-                    f"{arg}: not a valid {kind.__name__}"
-                ) from None
-        else:
-            rest.append(arg)
-    return rest, value
 
 
 def eval_loader_options(hparams, dataset):
@@ -1201,18 +858,6 @@ def eval_loader_options(hparams, dataset):
         world_size=world_size(),
     )
     return options
-
-
-# Errors of the run's set-up or of its inputs: one line, exit code 2.
-RUN_ERRORS = (
-    FolderBusyError,
-    OutputFolderError,
-    DiskFullError,
-    CheckpointCorruptError,
-    HparamsChangedError,
-    OverrideTypeError,
-    ScheduleError,
-)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from unipool_lobes.local_models import write_local_model
+from unipool_lobes.frontends.local_models import write_local_model
 
 
 @pytest.fixture(scope="session")
@@ -17,8 +17,9 @@ def local_ssl_model(tmp_path_factory):
 
     ``make(family="wav2vec2", feat_extract_norm="group", do_normalize=False,
     size="tiny", seed=0, **config_overrides) -> str`` returns the folder of
-    that model (see ``unipool_lobes.local_models.write_local_model``); the
-    same arguments give the same folder without writing it again.
+    that model (see
+    ``unipool_lobes.frontends.local_models.write_local_model``); the same
+    arguments give the same folder without writing it again.
 
     Arguments
     ---------

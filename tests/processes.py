@@ -214,7 +214,7 @@ def run(command, timeout, check=False, **popen):
 
 HOLD_LOCK = """
 import sys, time
-from unipool_lobes import safe_io
+from unipool_lobes.utils import safe_io
 lock = getattr(safe_io, sys.argv[1])(sys.argv[2], sys.argv[3])
 print("locked", flush=True)
 time.sleep(120)

@@ -1,4 +1,4 @@
-"""The LAP authors' waveform augmentation (unipool_lobes.augment).
+"""The LAP authors' waveform augmentation (unipool_lobes.dataio.augment).
 
 Mini MUSAN and RIRS_NOISES (data_prep.mini_noise) prepared into manifests
 once per module; every check recomputes the expected output from the
@@ -20,12 +20,12 @@ import torchaudio
 from data_prep.mini_corpus import make_speaker_profile, synthesize_utterance
 from data_prep.mini_noise import write_mini_musan, write_mini_rirs
 from data_prep.noise_corpora import prepare_noise_corpora
-from unipool_lobes.augment import (
+from unipool_lobes.dataio.augment import (
     AUGMENT_TYPES,
     SpeedPerturbation,
     WaveformAugmenter,
 )
-from unipool_lobes.manifest import read_manifest
+from unipool_lobes.dataio.manifest import read_manifest
 
 RATE = 16000
 CROP = 2 * RATE

@@ -14,15 +14,15 @@ from speechbrain.lobes.features import Fbank
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 from torch.nn import functional as F
 
-from unipool_lobes.fbank_frontend import FbankFrontEnd
-from unipool_lobes.lap import LAP
-from unipool_lobes.layer_weighted import (
+from unipool_lobes.frontends.fbank import FbankFrontEnd
+from unipool_lobes.models.lap import LAP
+from unipool_lobes.models.layer_weighted import (
     LayerWeightedECAPA,
     PaddingInvariantECAPA,
     fill_past_end,
 )
-from unipool_lobes.mean_pool import LayerMeanPool
-from unipool_lobes.mhfa import MHFA
+from unipool_lobes.models.mean_pool import LayerMeanPool
+from unipool_lobes.models.mhfa import MHFA
 
 NUM_LAYERS, INPUT_SIZE = 5, 32
 VALID_FRAMES = [37, 64, 50]

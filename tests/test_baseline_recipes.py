@@ -20,7 +20,7 @@ from transformers import AutoModel
 from data_prep.mini_corpus import write_mini_vctk
 from data_prep.trials import read_trials
 from data_prep.vctk import prepare_vctk
-from unipool_lobes.local_models import write_local_model
+from unipool_lobes.frontends.local_models import write_local_model
 
 pytestmark = pytest.mark.slow
 

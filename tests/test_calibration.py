@@ -17,7 +17,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from unipool_lobes.calibration import (
+from unipool_lobes.scoring.calibration import (
     CALIBRATION_FILE,
     FEATURE_NAMES,
     SCORE_BACKEND_FILE,
@@ -31,18 +31,18 @@ from unipool_lobes.calibration import (
     load_score_backend,
     quality_features,
 )
-from unipool_lobes.score_norm import (
-    ScoreNormalizer,
-    speaker_mean_cohort,
-    subtract_mean,
-)
-from unipool_lobes.scoring import (
+from unipool_lobes.scoring.metrics import (
     EER,
     Cllr,
     metrics_line,
     minCllr,
     reported_metrics,
     verification_results,
+)
+from unipool_lobes.scoring.score_norm import (
+    ScoreNormalizer,
+    speaker_mean_cohort,
+    subtract_mean,
 )
 
 

@@ -5,12 +5,12 @@ import torch
 from filesystems import fill_disk
 from speechbrain.utils.checkpoints import Checkpointer
 
-from unipool_lobes.checkpoints import (
+from unipool_lobes.training.checkpoints import (
     AtomicCheckpointer,
     CheckpointCorruptError,
     verify_checkpoint,
 )
-from unipool_lobes.safe_io import DiskFullError
+from unipool_lobes.utils.safe_io import DiskFullError
 
 
 class _State:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from speechbrain.lobes.models.ECAPA_TDNN import Classifier
 
-from unipool_lobes.classifier import CosineClassifier
+from unipool_lobes.models.classifier import CosineClassifier
 
 
 def test_authors_init_has_the_authors_bound():

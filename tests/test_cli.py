@@ -18,11 +18,11 @@ import torch
 
 from data_prep.common import read_csv, write_csv_atomic
 from data_prep.trials import read_trials
-from unipool_lobes.cli import default_score_folder, main
-from unipool_lobes.export import export_pretrained
-from unipool_lobes.inference import SpeakerVerifier
-from unipool_lobes.score_norm import ScoreNormalizer
-from unipool_lobes.scoring import read_scores
+from unipool_lobes.inference.cli import default_score_folder, main
+from unipool_lobes.inference.export import export_pretrained
+from unipool_lobes.inference.speaker import SpeakerVerifier
+from unipool_lobes.scoring.metrics import read_scores
+from unipool_lobes.scoring.score_norm import ScoreNormalizer
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ import torch
 from filesystems import fill_disk
 
 from data_prep.common import read_csv
-from unipool_lobes.checkpoints import CheckpointCorruptError
-from unipool_lobes.cli import main, read_file_list
-from unipool_lobes.export import best_checkpoint, export_pretrained
-from unipool_lobes.inference import AudioInputError, SpeakerVerifier
+from unipool_lobes.inference.cli import main, read_file_list
+from unipool_lobes.inference.export import best_checkpoint, export_pretrained
+from unipool_lobes.inference.speaker import AudioInputError, SpeakerVerifier
+from unipool_lobes.training.checkpoints import CheckpointCorruptError
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +200,7 @@ def test_non_finite_weights_are_refused(run, tmp_path, capsys):
     meta_path = checkpoint / "CKPT.yaml"
     text = meta_path.read_text()
     # Re-record the checksum, as the run would have.
-    from unipool_lobes.checkpoints import file_record
+    from unipool_lobes.training.checkpoints import file_record
 
     record = file_record(path)
     old = meta["checksums"]["embedding_model.ckpt"]

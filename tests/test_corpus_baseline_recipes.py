@@ -27,11 +27,7 @@ import pytest
 import soundfile
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from mini_voxceleb_setup import (
-    GROUPS,
-    TRIALS_PER_CLASS,
-    write_corpus_and_lists,
-)
+from mini_voxceleb_setup import GROUPS, TRIALS_PER_CLASS, write_corpus_and_lists
 from test_baseline_recipes import SYSTEMS
 
 from data_prep.common import options_path, read_csv
@@ -39,7 +35,7 @@ from data_prep.librispeech import prepare_librispeech
 from data_prep.mini_corpus import write_mini_librispeech
 from data_prep.trials import read_trials
 from data_prep.voxceleb import prepare_voxceleb
-from unipool_lobes.local_models import write_local_model
+from unipool_lobes.frontends.local_models import write_local_model
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pytest
 from data_prep.librispeech import prepare_librispeech
 from data_prep.mini_corpus import write_mini_librispeech
 from data_prep.trials import read_trials
-from unipool_lobes.cli import default_score_folder, main
+from unipool_lobes.inference.cli import default_score_folder, main
 
 pytestmark = pytest.mark.slow
 

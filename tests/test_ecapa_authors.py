@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from unipool_lobes.ecapa_authors import (
+from unipool_lobes.models.ecapa_authors import (
     ECAPATDNN,
     ContextAttentiveStatsPool,
     FbankAug,

@@ -7,8 +7,10 @@ steps on a mini corpus with a tiny local wav2vec2).
 import json
 import os
 import pathlib
+import re
 import shutil
 import sys
+import warnings
 
 import numpy as np
 import processes
@@ -19,14 +21,14 @@ import torch.nn.functional as F
 import torchaudio
 
 from data_prep.common import read_csv
-from unipool_lobes.export import (
+from unipool_lobes.inference.export import (
     best_checkpoint,
     ensure_pretrained,
     export_pretrained,
     pretrained_hparams_yaml,
     training_cwd,
 )
-from unipool_lobes.inference import (
+from unipool_lobes.inference.speaker import (
     AudioInputError,
     CheckpointMismatchError,
     SpeakerVerifier,
@@ -235,6 +237,50 @@ def test_classify_file_uses_the_label_encoder(verifier, test_wavs):
     _, _, index, labels = verifier.classify_file(test_wavs[0])
     training_speakers = set(verifier.hparams.label_encoder.lab2ind)
     assert len(training_speakers) == 16 and labels[0] in training_speakers
+
+
+def _with_old_module_paths(text):
+    """The hyperparams of an export made before the layout by role."""
+    from unipool_lobes._moved import MOVED_MODULES, PACKAGE_MODULES
+
+    text = text.replace(
+        "unipool_lobes.models.unipool.UniPool", "unipool_lobes.unipool.UniPool"
+    )
+    pairs = sorted(MOVED_MODULES.items(), key=lambda p: -len(p[1]))
+    pairs.append(
+        ("unipool_lobes.unipool_masking", "unipool_lobes.nnet.masking")
+    )
+    pairs.append(
+        ("unipool_lobes.unipool_masking", "unipool_lobes.training.batch_norm")
+    )
+    pairs += sorted(PACKAGE_MODULES.items())
+    for old, new in pairs:
+        text = text.replace(f"{new}.", f"{old}.")
+    return text
+
+
+def test_folder_exported_before_the_layout_still_loads(
+    exported, verifier, test_wavs, tmp_path
+):
+    """Old folders name old paths (``unipool_lobes.inference.
+    load_state_dict_strict``, ``unipool_lobes.unipool.UniPool``): they load
+    and embed as the new folder does (the warnings: tests/test_layout.py)."""
+    old = tmp_path / "old_export"
+    shutil.copytree(exported, old)
+    _forget_checksums(old)
+    yaml_path = old / "hyperparams.yaml"
+    text = _with_old_module_paths(yaml_path.read_text())
+    assert "!name:unipool_lobes.inference.load_state_dict_strict" in text
+    assert "unipool_lobes.unipool.UniPool" in text
+    assert not re.search(r"unipool_lobes\.(models|frontends|training)\.", text)
+    yaml_path.write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loaded = SpeakerVerifier.from_hparams(old, run_opts={"device": "cpu"})
+    torch.testing.assert_close(
+        loaded.encode_files(test_wavs[:2], progress=False),
+        verifier.encode_files(test_wavs[:2], progress=False),
+    )
 
 
 def test_strict_loading_names_the_keys(exported, tmp_path):

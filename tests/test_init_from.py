@@ -4,8 +4,11 @@ pretrained folder, strictly."""
 import pytest
 import torch
 
-from unipool_lobes.inference import CheckpointMismatchError
-from unipool_lobes.init_from import init_checkpoint_folder, init_modules_from
+from unipool_lobes.inference.speaker import CheckpointMismatchError
+from unipool_lobes.training.init_from import (
+    init_checkpoint_folder,
+    init_modules_from,
+)
 
 
 def _checkpoint(folder, eer, modules):

@@ -19,15 +19,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unipool_lobes.lap import LAP
-from unipool_lobes.lap_authors import (
+from unipool_lobes.models.lap import LAP
+from unipool_lobes.models.lap_authors import (
     lap_state_dict_from_authors,
     lap_state_dict_to_authors,
     mhfa_state_dict_from_authors,
     mhfa_state_dict_to_authors,
 )
-from unipool_lobes.mhfa import MHFA
-from unipool_lobes.unipool_pooling import AttentiveStatisticsPooling
+from unipool_lobes.models.mhfa import MHFA
+from unipool_lobes.models.unipool.pooling import AttentiveStatisticsPooling
 
 # The authors' LAP + ASTP options, and a small configuration.
 AUTHORS_LAP = {"context_std": "unbiased", "time_dropout_mode": "frames"}

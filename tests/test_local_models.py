@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
-from unipool_lobes.local_models import (
+from unipool_lobes.frontends.local_models import (
     build_config,
     build_model,
     write_local_model,
@@ -107,13 +107,13 @@ def test_config_overrides_and_bad_arguments():
 
 
 def test_command_line(tmp_path):
-    """python -m unipool_lobes.local_models writes a loadable folder."""
+    """python -m unipool_lobes.frontends.local_models writes a model."""
     out = tmp_path / "cli_model"
     processes.run(
         [
             sys.executable,
             "-m",
-            "unipool_lobes.local_models",
+            "unipool_lobes.frontends.local_models",
             "--family",
             "hubert",
             "--size",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from unipool_lobes.losses import (
+from unipool_lobes.nnet.losses import (
     InterTopKAAMLoss,
     LogMarginRamp,
     SubCenterClassifier,

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
-from unipool_lobes.mfcc_frontend import MFCCFrontEnd
+from unipool_lobes.frontends.mfcc import MFCCFrontEnd
 
 
 def _authors_mfcc(n_mfcc):

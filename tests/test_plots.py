@@ -14,7 +14,7 @@ import processes
 import pytest
 import torch
 
-from unipool_lobes.plots import (
+from unipool_lobes.scoring.plots import (
     plot_det,
     plot_det_multi,
     plot_layer_significance,
@@ -185,7 +185,7 @@ def test_layer_significance_rejects_bad_input(
 def test_importing_the_module_does_not_import_matplotlib():
     """matplotlib is imported lazily, inside the plotting functions."""
     code = (
-        "import sys, unipool_lobes.plots; "
+        "import sys, unipool_lobes.scoring.plots; "
         "sys.exit(int('matplotlib' in sys.modules))"
     )
     assert processes.run([sys.executable, "-c", code], 60).returncode == 0
@@ -195,7 +195,7 @@ def test_probit_without_scipy_matches_scipy(monkeypatch):
     """The stdlib fallback gives scipy's normal quantiles."""
     from scipy.stats import norm
 
-    from unipool_lobes import plots
+    from unipool_lobes.scoring import plots
 
     probabilities = np.array([0.0, 1e-5, 0.01, 0.3, 0.5, 0.9, 1 - 1e-5, 1.0])
     monkeypatch.setitem(sys.modules, "scipy.stats", None)

@@ -7,7 +7,7 @@ from filesystems import fill_disk
 
 from data_prep.mini_corpus import write_mini_vctk
 from data_prep.vctk import prepare_vctk
-from unipool_lobes.safe_io import (
+from unipool_lobes.utils.safe_io import (
     DiskFullError,
     FolderBusyError,
     OutputFolderError,

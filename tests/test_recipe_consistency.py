@@ -19,11 +19,15 @@ YAMLS = sorted(RECIPES.glob("*/hparams/*.yaml"))
 TOP_LEVEL_KEY = re.compile(r"^([A-Za-z_]\w*):", re.MULTILINE)
 
 
+# The recipe script's Brain base class reads hyperparameters too (the
+# generic machinery: schedules, margin ramps, the classifier's weight decay).
+BRAIN_BASE = ROOT / "unipool_lobes" / "training" / "brain.py"
+
+
 def _script_text():
+    scripts = [p for p in RECIPES.rglob("*.py") if not p.is_symlink()]
     return "\n".join(
-        p.read_text(encoding="utf-8")
-        for p in RECIPES.rglob("*.py")
-        if not p.is_symlink()
+        p.read_text(encoding="utf-8") for p in [*scripts, BRAIN_BASE]
     )
 
 

@@ -27,18 +27,11 @@ import pytest
 import torch
 
 from data_prep.mini_corpus import write_mini_vctk
-from unipool_lobes.checkpoints import complete_checkpoints
-from unipool_lobes.local_models import write_local_model
+from unipool_lobes.frontends.local_models import write_local_model
+from unipool_lobes.training.checkpoints import complete_checkpoints
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from processes import (  # noqa: E402
-    Started,
-    descendants,
-    environment,
-    python,
-    run,
-    torchrun,
-)
+from processes import Started, descendants, environment, python, run, torchrun  # noqa: E402
 
 RECIPE = pathlib.Path(__file__).resolve().parents[1] / "recipes" / "VCTK"
 sys.path.insert(0, str(RECIPE))

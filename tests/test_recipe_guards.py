@@ -24,8 +24,11 @@ import pytest
 from filesystems import fill_disk
 
 from data_prep.mini_corpus import write_mini_vctk
-from unipool_lobes.checkpoints import complete_checkpoints, verify_checkpoint
-from unipool_lobes.local_models import write_local_model
+from unipool_lobes.frontends.local_models import write_local_model
+from unipool_lobes.training.checkpoints import (
+    complete_checkpoints,
+    verify_checkpoint,
+)
 
 RECIPE = pathlib.Path(__file__).resolve().parents[1] / "recipes" / "VCTK"
 sys.path.insert(0, str(RECIPE))

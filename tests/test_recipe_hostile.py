@@ -17,7 +17,7 @@ from recipe_script import load_recipe_script
 from data_prep.common import read_csv, write_csv_atomic
 from data_prep.mini_corpus import write_mini_vctk
 from data_prep.vctk import prepare_vctk
-from unipool_lobes.local_models import write_local_model
+from unipool_lobes.frontends.local_models import write_local_model
 
 RECIPES = pathlib.Path(__file__).resolve().parents[1] / "recipes"
 YAML = RECIPES / "VCTK" / "hparams" / "unipool_vctk.yaml"

@@ -17,7 +17,7 @@ import pytest
 from data_prep.common import read_csv
 from data_prep.mini_corpus import write_mini_librispeech
 from data_prep.trials import read_trials
-from unipool_lobes.local_models import write_local_model
+from unipool_lobes.frontends.local_models import write_local_model
 
 RECIPE = pathlib.Path(__file__).resolve().parents[1] / "recipes/LibriSpeech"
 N_TRAIN_SPEAKERS = 8

@@ -19,7 +19,7 @@ import torch
 from data_prep.common import read_csv
 from data_prep.mini_corpus import write_mini_vctk
 from data_prep.vctk import prepare_vctk
-from unipool_lobes.local_models import write_local_model
+from unipool_lobes.frontends.local_models import write_local_model
 
 RECIPE = pathlib.Path(__file__).resolve().parents[1] / "recipes" / "VCTK"
 sys.path.insert(0, str(RECIPE))

@@ -18,7 +18,7 @@ from speechbrain.core import INTRA_EPOCH_CKPT_FLAG
 
 from data_prep.mini_corpus import write_mini_vctk
 from data_prep.trials import read_trials
-from unipool_lobes.local_models import write_local_model
+from unipool_lobes.frontends.local_models import write_local_model
 
 RECIPE = pathlib.Path(__file__).resolve().parents[1] / "recipes" / "VCTK"
 sys.path.insert(0, str(RECIPE))

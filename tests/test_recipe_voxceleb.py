@@ -22,7 +22,7 @@ from mini_voxceleb_setup import GROUPS, write_corpus_and_lists
 
 from data_prep.common import read_csv
 from data_prep.trials import read_trials, read_voxceleb_trials
-from unipool_lobes.local_models import write_local_model
+from unipool_lobes.frontends.local_models import write_local_model
 
 RECIPE = pathlib.Path(__file__).resolve().parents[1] / "recipes/VoxCeleb"
 PAPER = (

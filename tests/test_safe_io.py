@@ -1,5 +1,5 @@
 """Locks, permissions, full disks and read-only folders
-(``unipool_lobes.safe_io``)."""
+(``unipool_lobes.utils.safe_io``)."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import pytest
 from filesystems import fill_disk
 
 from data_prep.common import write_csv_atomic
-from unipool_lobes.safe_io import (
+from unipool_lobes.utils.safe_io import (
     LOCK_NAME,
     DiskFullError,
     FolderBusyError,
@@ -44,7 +44,7 @@ def test_second_process_is_refused_naming_the_first(tmp_path, caplog):
         assert record["started"] in message and "training" in message
         os.kill(holder.pid, signal.SIGKILL)
         holder.finish()
-    with caplog.at_level("WARNING", logger="unipool_lobes.safe_io"):
+    with caplog.at_level("WARNING", logger="unipool_lobes.utils.safe_io"):
         with lock_folder(folder, "training"):
             pass
     assert "taking over the lock" in caplog.text

@@ -6,7 +6,11 @@ import pytest
 import torch
 from speechbrain.utils.checkpoints import Checkpointer
 
-from unipool_lobes.schedulers import TriStageLR, WarmupCosineLR, tri_stage_lr
+from unipool_lobes.training.schedulers import (
+    TriStageLR,
+    WarmupCosineLR,
+    tri_stage_lr,
+)
 
 
 def _optimizer(*peak_lrs):

@@ -17,17 +17,17 @@ import pytest
 import torch
 
 from data_prep.trials import read_trials
-from unipool_lobes.calibration import (
+from unipool_lobes.dataio.manifest import read_manifest
+from unipool_lobes.inference.cli import main, manifest_utterances
+from unipool_lobes.inference.export import ensure_pretrained
+from unipool_lobes.inference.speaker import SpeakerVerifier
+from unipool_lobes.scoring.calibration import (
     BACKEND_FILES,
     CALIBRATION_FILE,
     evaluate_backend_stages,
     save_score_backend,
 )
-from unipool_lobes.cli import main, manifest_utterances
-from unipool_lobes.export import ensure_pretrained
-from unipool_lobes.inference import SpeakerVerifier
-from unipool_lobes.manifest import read_manifest
-from unipool_lobes.scoring import read_scores
+from unipool_lobes.scoring.metrics import read_scores
 
 
 def _read_calibrated(path):

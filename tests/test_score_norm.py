@@ -13,8 +13,8 @@ Authors
 import pytest
 import torch
 
-from unipool_lobes import score_norm
-from unipool_lobes.score_norm import (
+from unipool_lobes.scoring import score_norm
+from unipool_lobes.scoring.score_norm import (
     NORM_METHODS,
     ScoreNormalizer,
     cohort_statistics,

@@ -15,7 +15,7 @@ import pytest
 import torch
 from speechbrain.utils import metric_stats
 
-from unipool_lobes.scoring import (
+from unipool_lobes.scoring.metrics import (
     EER,
     cosine_score_trials,
     det_curve,

@@ -4,8 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unipool_lobes.sincnet import SincNet, SincNetClassifier, window_starts
-from unipool_lobes.waveform_frontend import WaveformFrontEnd
+from unipool_lobes.frontends.waveform import WaveformFrontEnd
+from unipool_lobes.models.sincnet import (
+    SincNet,
+    SincNetClassifier,
+    window_starts,
+)
 
 # A small SincNet: 50 ms windows (800 samples) and a 10 ms evaluation shift.
 SMALL = {
@@ -200,7 +204,7 @@ def test_bad_window_input():
 def test_layer_norms_are_sincnets_own():
     """Each channel is normalised over time with the unbiased std + eps, as
     SincNet's code (before: ``nn.LayerNorm`` over channels and time)."""
-    from unipool_lobes.sincnet import LastAxisLayerNorm
+    from unipool_lobes.models.sincnet import LastAxisLayerNorm
 
     torch.manual_seed(0)
     x = torch.randn(3, 4, 50) * torch.tensor([1.0, 10.0, 0.1, 3.0])[:, None]
@@ -222,7 +226,7 @@ def test_window_sets_give_the_authors_trial_score():
     """``eval_output: windows``: 10 evenly spaced windows per utterance
     (one, wrapped, for a short one) and the mean clamped cosine over the
     10 x 10 pairs, as the authors' evaluation loop computes it."""
-    from unipool_lobes.scoring import window_pair_score_trials
+    from unipool_lobes.scoring.metrics import window_pair_score_trials
 
     sincnet = _small(eval_num_windows=10, eval_output="windows").eval()
     long_one, short_one = _utterances(4000, 500)

@@ -26,9 +26,9 @@ from recipe_script import load_recipe_script
 
 from data_prep.common import read_csv
 from data_prep.mini_noise import write_mini_musan, write_mini_rirs
-from unipool_lobes.export import best_checkpoint
-from unipool_lobes.local_models import write_local_model
-from unipool_lobes.losses import LogMarginRamp
+from unipool_lobes.frontends.local_models import write_local_model
+from unipool_lobes.inference.export import best_checkpoint
+from unipool_lobes.nnet.losses import LogMarginRamp
 
 RECIPE = pathlib.Path(__file__).resolve().parents[1] / "recipes/VoxCeleb"
 pytestmark = pytest.mark.slow

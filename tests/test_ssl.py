@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoFeatureExtractor, AutoModel
 
-from unipool_lobes.ssl import MultiLayerSSL, resolve_source
+from unipool_lobes.frontends.ssl import MultiLayerSSL, resolve_source
 
 FAMILIES = ["wav2vec2", "hubert", "wavlm"]
 NORMS = ["group", "layer"]

@@ -7,7 +7,7 @@ passes, then is fine-tuned; the count is checkpointed with the lobe.
 import pytest
 import torch
 
-from unipool_lobes.ssl import MultiLayerSSL
+from unipool_lobes.frontends.ssl import MultiLayerSSL
 
 # No dropout anywhere, so that train and eval mode differ only by masking.
 NO_DROPOUT = {

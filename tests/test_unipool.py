@@ -15,14 +15,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unipool_lobes.unipool import (
+from unipool_lobes.models.unipool.blocks import DenseDilatedBlock, UniPoolBlock
+from unipool_lobes.models.unipool.model import (
     UniPool,
     authors_hparams_from_state_dict,
     convert_authors_state_dict,
     convert_to_authors_state_dict,
 )
-from unipool_lobes.unipool_blocks import DenseDilatedBlock, UniPoolBlock
-from unipool_lobes.unipool_masking import frame_mask, masked_batch_norm
+from unipool_lobes.nnet.masking import frame_mask, masked_batch_norm
 
 SMALL = {
     "input_size": 24,
@@ -737,7 +737,7 @@ def test_conversion_lists_missing_and_unknown_keys():
 def test_spanout_is_off_by_default_and_drops_spans_when_on():
     """Span-out (the authors' ``spanout_``) changes training embeddings
     only when asked, and never evaluation ones."""
-    from unipool_lobes.spanout import span_out
+    from unipool_lobes.nnet.spanout import span_out
 
     torch.manual_seed(0)
     hidden = torch.randn(3, 5, 40, 16)

@@ -23,7 +23,10 @@ import soundfile
 from scipy import signal
 
 from data_prep import common, scan
-from data_prep.mini_corpus import main as mini_corpus_main, write_mini_voxceleb
+from data_prep.mini_corpus import (
+    main as mini_corpus_main,
+    write_mini_voxceleb,
+)
 from data_prep.trials import (
     balanced_trials,
     read_trials_csv,

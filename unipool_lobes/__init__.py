@@ -1,29 +1,31 @@
 """UniPool and the other multi-layer speaker-embedding lobes for SpeechBrain.
 
-Modules
--------
-ssl : the lengths-aware multi-layer front-end over HF speech models.
-local_models : writes small local HF model folders for offline tests.
-unipool : the UniPool backend lobe (blocks in ``unipool_blocks``,
-    ``unipool_pooling``, ``unipool_masking``; the authors' checkpoint
-    converter in ``unipool_authors``).
-layer_weighted, mhfa, lap, mean_pool : the other multi-layer backends.
-fbank_frontend, waveform_frontend, sincnet : front-ends and the SincNet
-    lobe of the filterbank / waveform baselines.
-scoring : exact O(N log N) EER / minDCF, cosine trial scoring, DET points.
-score_norm : z-, t- and s-norm with per-utterance cohort statistics.
-plots : DET curve and layer-significance plots.
-checkpoints : a checkpointer whose checkpoints are never half-written,
-    carry checksums, and are listed, written and deleted on rank 0 under DDP.
-distributed : decisions taken on rank 0 and shared, outcome or error, with
-    every process; the process group with a collective timeout.
-safe_io : atomic writes honouring the umask, disk-full and read-only
-    errors naming the path, one-process-per-folder locks.
-training_checks : what a run checks before it starts (override types, the
-    schedule, hyperparameters of a resumed run).
-manifest, batching : manifest reading safe for ``$`` and byte-order marks;
-    evaluation batches bounded by padded duration.
-schedulers : learning-rate schedules missing from torch (tri-stage).
-export, inference, cli : pretrained folders, the ``SpeakerVerifier``
-    interface and the ``unipool-sv`` command.
+One subpackage per role, each mapping to one SpeechBrain home (see
+ARCHITECTURE.md at the repository root):
+
+models : the backends (``models.unipool`` with its blocks, LAP, MHFA,
+    layer-weighted ECAPA, mean pooling, the baselines' ECAPA and SincNet)
+    and the classifier head -> ``speechbrain/lobes/models/``.
+nnet : frame masks and masked batch norm, losses, span-out
+    -> ``speechbrain/nnet/``.
+frontends : the multi-layer SSL wrapper, filterbank, MFCC and waveform
+    front-ends -> ``speechbrain/lobes/features.py``,
+    ``speechbrain/integrations/huggingface/``.
+dataio : manifests, crops, augmentation, batching
+    -> ``speechbrain/dataio/``, ``speechbrain/augment/``.
+scoring : metrics, trial lists, score normalisation, calibration, plots
+    -> ``speechbrain/utils/metric_stats.py``.
+inference : ``SpeakerVerifier``, export, the ``unipool-sv`` command
+    -> ``speechbrain/inference/speaker.py``.
+training : checkpointer, schedulers, DDP helpers, process-group batch
+    norm, run checks, seeding, ``init_from`` -> ``speechbrain/utils/``.
+utils : atomic file writing, folder locks -> ``speechbrain/utils/``.
+
+The flat module names of before (``unipool_lobes.unipool``,
+``unipool_lobes.ssl``...) still import, with a ``DeprecationWarning``, for
+one release (:mod:`unipool_lobes._moved`).
 """
+
+from unipool_lobes import _moved
+
+_moved.install()

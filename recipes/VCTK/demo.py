@@ -25,7 +25,7 @@ import subprocess
 import sys
 
 from data_prep.mini_corpus import write_mini_vctk
-from unipool_lobes.local_models import write_local_model
+from unipool_lobes.frontends.local_models import write_local_model
 
 RECIPE = pathlib.Path(__file__).resolve().parent
 

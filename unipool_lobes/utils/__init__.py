@@ -1,0 +1,4 @@
+"""Small shared utilities: atomic file writing, folder locks.
+
+SpeechBrain home: ``speechbrain/utils/``.
+"""
