@@ -30,7 +30,7 @@ import sys
 
 from data_prep.mini_corpus import write_mini_voxceleb_setting
 from data_prep.mini_noise import write_mini_musan, write_mini_rirs
-from unipool_lobes.local_models import write_local_model
+from unipool_lobes.frontends.local_models import write_local_model
 
 RECIPE = pathlib.Path(__file__).resolve().parent
 
@@ -143,8 +143,14 @@ def stage_line(name, results):
 
     Example
     -------
-    >>> stage_line("phase 1", {"EER_percent": 12.5,
-    ...     "norm_minDCF_p0.01": 0.9, "norm_minDCF_p0.05": 0.6})
+    >>> stage_line(
+    ...     "phase 1",
+    ...     {
+    ...         "EER_percent": 12.5,
+    ...         "norm_minDCF_p0.01": 0.9,
+    ...         "norm_minDCF_p0.05": 0.6,
+    ...     },
+    ... )
     'phase 1: EER 12.50%  minDCF(0.01) 0.900  minDCF(0.05) 0.600'
     """
     line = (
