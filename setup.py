@@ -32,6 +32,15 @@ setup(
         "scipy",
     ],
     extras_require={
+        # Deployment: ONNX export and runtime, the offline silero VAD (its
+        # wheel ships the weights) and galleries in safetensors.
+        "deploy": [
+            "onnx>=1.16",
+            "onnxruntime>=1.17",
+            "onnxscript>=0.1",
+            "silero-vad>=5.1",
+            "safetensors>=0.4",
+        ],
         "dev": [
             "pytest>=7.4",
             # A test that hangs fails at the timeout of pyproject.toml
