@@ -40,7 +40,6 @@ import sys
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.dataio import audio_io
 from speechbrain.dataio.sampler import ReproducibleRandomSampler
 from speechbrain.utils.distributed import (
     if_main_process,
@@ -48,6 +47,7 @@ from speechbrain.utils.distributed import (
 )
 from speechbrain.utils.logger import get_logger
 
+from unipool_lobes.dataio.audio_reading import read_mono_segment
 from unipool_lobes.dataio.batching import DurationBatchSampler, is_out_of_memory
 from unipool_lobes.dataio.cropping import (
     check_crop_padding,
@@ -295,6 +295,9 @@ class SpeakerBrain(StepBrain):
     def score_trials(self, trials):
         """Scores a trial list with the embeddings of the last stage.
 
+        The gathered table is kept as ``scored_embeddings`` (the score
+        back-end reuses the test stage's: no second gather).
+
         Arguments
         ---------
         trials : dict
@@ -311,6 +314,7 @@ class SpeakerBrain(StepBrain):
         if self.debug:
             self._embed_whole_set_for(trials)
         ids, embeddings = self.gather_embeddings()
+        self.scored_embeddings = (ids, embeddings)
         if embeddings.dim() == 3:
             # A set of window embeddings per utterance (SincNet's
             # eval_output: windows): the authors' window-pair score.
@@ -427,13 +431,14 @@ def backend_evaluation(brain, hparams, datasets):
     Arguments
     ---------
     brain : SpeakerBrain
-        The brain after ``evaluate`` (it still holds the test embeddings).
+        The brain after ``evaluate``: its ``scored_embeddings`` are the
+        gathered test embeddings (gathered once, by the test stage).
     hparams : dict
         The loaded hyperparameters.
     datasets : dict
         With ``test`` and ``cohort``.
     """
-    test_ids, test_embeddings = brain.gather_embeddings()
+    test_ids, test_embeddings = brain.scored_embeddings
     cohort = datasets["cohort"]
     cohort_ids, cohort_embeddings = brain.embed_set(
         cohort, eval_loader_options(hparams, cohort)
@@ -477,45 +482,6 @@ def write_json(path, content):
         JSON-serialisable content.
     """
     write_text_atomic(path, json.dumps(content, indent=2) + "\n")
-
-
-def read_mono(path, start, n_samples, sample_rate):
-    """Reads a segment of an audio file, down-mixed to mono.
-
-    Arguments
-    ---------
-    path : str
-        The audio file.
-    start : int
-        First sample.
-    n_samples : int
-        Number of samples.
-    sample_rate : int
-        The rate the model expects; another rate is an error.
-
-    Returns
-    -------
-    torch.Tensor
-        ``[n_samples]`` signal (fewer if the file is shorter).
-
-    Raises
-    ------
-    ValueError
-        If the file cannot be read or has another sample rate.
-    """
-    try:
-        signal, file_rate = audio_io.load(
-            path, frame_offset=start, num_frames=n_samples
-        )
-    except Exception as error:  # soundfile raises several types
-        raise ValueError(f"{path}: unreadable audio ({error})") from error
-    if file_rate != sample_rate:
-        raise ValueError(
-            f"{path}: sample rate {file_rate} Hz, the model expects "
-            f"{sample_rate} Hz; prepare the corpus with sample_rate="
-            f"{sample_rate}"
-        )
-    return signal.mean(dim=0)
 
 
 def dataio_prep(hparams):
@@ -583,10 +549,10 @@ def dataio_prep(hparams):
         if speed_perturb is None:
             start += random_crop_start(stop - start, crop_samples)
             n_samples = min(stop - start, crop_samples)
-            signal = read_mono(wav, start, n_samples, sample_rate)
+            signal = read_mono_segment(wav, start, n_samples, sample_rate)
         else:
             # The authors perturb the whole utterance, then crop.
-            signal = read_mono(wav, start, stop - start, sample_rate)
+            signal = read_mono_segment(wav, start, stop - start, sample_rate)
             signal, offset = speed_perturb(signal)
             first = random_crop_start(len(signal), crop_samples)
             signal = signal[first : first + crop_samples]
@@ -601,7 +567,7 @@ def dataio_prep(hparams):
     @sb.utils.data_pipeline.provides("sig")
     def full_utterance_pipeline(wav, start, stop):
         start = int(start)
-        return read_mono(wav, start, int(stop) - start, sample_rate)
+        return read_mono_segment(wav, start, int(stop) - start, sample_rate)
 
     label_encoder = sb.dataio.encoder.CategoricalEncoder()
 

@@ -12,25 +12,12 @@ Authors
 
 import os
 
-# The function itself: ``speechbrain.dataio.audio_io`` is a lazy module whose
-# every attribute access inspects the caller's frame (about 0.1 ms).
-from speechbrain.dataio.audio_io import load as load_audio
-
+from unipool_lobes.dataio.audio_reading import read_segment
 from unipool_lobes.dataio.manifest import read_manifest
 
 __all__ = ["MUSAN_TYPES", "load_noise_pools", "load_rir_pool"]
 
 MUSAN_TYPES = ("noise", "music", "speech")
-
-
-def _read_audio(path, start=0, n_frames=-1):
-    """Reads ``[channels, time]`` float samples and the sample rate."""
-    try:
-        return load_audio(
-            str(path), frame_offset=int(start), num_frames=int(n_frames)
-        )
-    except Exception as error:  # soundfile raises several types
-        raise ValueError(f"{path}: unreadable audio ({error})") from error
 
 
 class _Pool:
@@ -100,7 +87,7 @@ class _Pool:
         if n_frames is None:
             n_frames = -1 if stop is None else stop - start - offset
         try:
-            audio, rate = _read_audio(path, start + offset, n_frames)
+            audio, rate = read_segment(path, start + offset, n_frames)
         except ValueError as error:
             raise ValueError(f"{self.where(index)}: {error}") from None
         if rate != sample_rate:

@@ -13,6 +13,13 @@ Authors
  * unipool-sv developers 2026
 """
 
+from unipool_lobes.models.authors_keys import (
+    backend_keys,
+    check_keys,
+    layer_entries,
+    norm_entries,
+)
+
 __all__ = [
     "lap_state_dict_from_authors",
     "lap_state_dict_to_authors",
@@ -20,13 +27,6 @@ __all__ = [
     "mhfa_state_dict_to_authors",
 ]
 
-_BATCH_NORM_ENTRIES = (
-    "weight",
-    "bias",
-    "running_mean",
-    "running_var",
-    "num_batches_tracked",
-)
 # Parts of the authors' SVmodel that are not the backend.
 _NON_BACKEND_PREFIXES = ("frontend.", "aam_softmax.")
 
@@ -42,28 +42,12 @@ _RESHAPES = {
 }
 
 
-def _norm_entries(theirs, ours):
-    """Maps the entries of one batch normalisation."""
-    return {
-        f"{theirs}.{entry}": (f"{ours}.{entry}", None)
-        for entry in _BATCH_NORM_ENTRIES
-    }
-
-
-def _layer_entries(theirs, ours, reshape=None):
-    """Maps the weight and bias of one convolution or linear layer."""
-    return {
-        f"{theirs}.weight": (f"{ours}.weight", reshape),
-        f"{theirs}.bias": (f"{ours}.bias", None),
-    }
-
-
 def _layer_pooling_entries(theirs, ours, num_heads):
     """Maps the parameters of one authors' ``LAP`` (layer pooling)."""
-    entries = _norm_entries(f"{theirs}.in_norm", f"{ours}.input_norm")
+    entries = norm_entries(f"{theirs}.in_norm", f"{ours}.input_norm")
     if num_heads > 1:  # one head: no input projection, on both sides
         entries.update(
-            _layer_entries(
+            layer_entries(
                 f"{theirs}.in_weight", f"{ours}.input_projection", "conv2d"
             )
         )
@@ -76,11 +60,11 @@ def _layer_pooling_entries(theirs, ours, num_heads):
         }
     )
     entries.update(
-        _layer_entries(
+        layer_entries(
             f"{theirs}.out_weight", f"{ours}.output_projection", "conv1d"
         )
     )
-    entries.update(_norm_entries(f"{theirs}.out_norm", f"{ours}.output_norm"))
+    entries.update(norm_entries(f"{theirs}.out_norm", f"{ours}.output_norm"))
     return entries
 
 
@@ -91,17 +75,17 @@ def _lap_key_map(num_heads):
     )
     attention = "speaker_network.t_pool.attention"
     entries.update(
-        _layer_entries(f"{attention}.0", "time_pooling.attention_hidden")
+        layer_entries(f"{attention}.0", "time_pooling.attention_hidden")
     )
     entries.update(
-        _norm_entries(f"{attention}.2", "time_pooling.attention_norm")
+        norm_entries(f"{attention}.2", "time_pooling.attention_norm")
     )
     entries.update(
-        _layer_entries(f"{attention}.3", "time_pooling.attention_output")
+        layer_entries(f"{attention}.3", "time_pooling.attention_output")
     )
-    entries.update(_norm_entries("speaker_network.t_pool.norm", "pooled_norm"))
-    entries.update(_layer_entries("speaker_network.emb_weight", "embedding"))
-    entries.update(_norm_entries("speaker_network.emb_norm", "embedding_norm"))
+    entries.update(norm_entries("speaker_network.t_pool.norm", "pooled_norm"))
+    entries.update(layer_entries("speaker_network.emb_weight", "embedding"))
+    entries.update(norm_entries("speaker_network.emb_norm", "embedding_norm"))
     return entries
 
 
@@ -125,32 +109,8 @@ def _mhfa_key_map(lap_heads):
         ("att_head", "attention_heads"),
         ("pooling_fc", "projection"),
     ):
-        entries.update(_layer_entries(theirs, ours))
+        entries.update(layer_entries(theirs, ours))
     return entries
-
-
-def _backend_keys(state_dict, ignore_non_backend, strip=()):
-    """Strips ``module.``/``backend.`` (and ``strip``) prefixes.
-
-    Non-backend keys (``frontend.*``, ``aam_softmax.*``) are dropped, or
-    rejected if ``ignore_non_backend`` is False.
-    """
-    backend, rejected = {}, []
-    for key, value in state_dict.items():
-        name = key.removeprefix("module.")
-        if name.startswith(_NON_BACKEND_PREFIXES):
-            rejected.append(key)
-            continue
-        name = name.removeprefix("backend.")
-        for prefix in strip:
-            name = name.removeprefix(prefix)
-        backend[name] = value
-    if rejected and not ignore_non_backend:
-        raise ValueError(
-            "state dict holds parts of the authors' SVmodel that are not the "
-            f"backend (pass ignore_non_backend=True to drop them): {rejected}"
-        )
-    return backend
 
 
 def _heads(state_dict, key):
@@ -177,13 +137,7 @@ def _convert(state_dict, key_map, what, direction):
     expected = {source for source, _, _ in pairs}
     # PyTorch fills a missing num_batches_tracked of an old checkpoint.
     optional = {key for key in expected if key.endswith("num_batches_tracked")}
-    missing = sorted(expected - set(state_dict) - optional)
-    unknown = sorted(set(state_dict) - expected)
-    if missing or unknown:
-        raise KeyError(
-            f"not {what} state dict: missing keys {missing}, unknown keys "
-            f"{unknown}"
-        )
+    check_keys(state_dict, expected, what, optional)
     converted = {}
     for source, target, reshape in pairs:
         if source not in state_dict:
@@ -248,7 +202,9 @@ def lap_state_dict_from_authors(state_dict, ignore_non_backend=True):
     KeyError: "not an ... unknown keys ['layer_aggregation.x']"
     """
     what = "an authors' LAP + ASTP"
-    backend = _backend_keys(state_dict, ignore_non_backend)
+    backend = backend_keys(
+        state_dict, ignore_non_backend, _NON_BACKEND_PREFIXES, ("backend.",)
+    )
     heads = _heads(backend, "layer_aggregation.sq_weight")
     return _convert(backend, _lap_key_map(heads), what, direction=0)
 
@@ -359,8 +315,11 @@ def mhfa_state_dict_from_authors(state_dict, ignore_non_backend=True):
     <All keys matched successfully>
     """
     what = "an authors' MHFA"
-    backend = _backend_keys(
-        state_dict, ignore_non_backend, strip=("speaker_network.",)
+    backend = backend_keys(
+        state_dict,
+        ignore_non_backend,
+        _NON_BACKEND_PREFIXES,
+        ("backend.", "speaker_network."),
     )
     lap_heads = _mhfa_lap_heads(backend, "l_pool_k.sq_weight")
     return _convert(backend, _mhfa_key_map(lap_heads), what, direction=0)

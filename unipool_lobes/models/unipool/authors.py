@@ -18,19 +18,19 @@ import re
 
 import torch
 
+from unipool_lobes.models.authors_keys import (
+    backend_keys,
+    check_keys,
+    layer_entries,
+    norm_entries,
+)
+
 __all__ = [
     "authors_hparams_from_state_dict",
     "convert_authors_state_dict",
     "convert_to_authors_state_dict",
 ]
 
-_BATCH_NORM_ENTRIES = (
-    "weight",
-    "bias",
-    "running_mean",
-    "running_var",
-    "num_batches_tracked",
-)
 # Parts of the authors' SVmodel that are not the backend.
 _NON_BACKEND_PREFIXES = ("backbone.", "aam_softmax.", "span_mask_kernel")
 
@@ -51,22 +51,6 @@ _RESHAPES = {
 }
 
 
-def _norm_entries(theirs, ours):
-    """Maps the entries of one batch normalisation."""
-    return {
-        f"{theirs}.{entry}": (f"{ours}.{entry}", None)
-        for entry in _BATCH_NORM_ENTRIES
-    }
-
-
-def _layer_entries(theirs, ours, reshape=None, bias=True):
-    """Maps the weight (and bias) of one convolution or linear layer."""
-    entries = {f"{theirs}.weight": (f"{ours}.weight", reshape)}
-    if bias:
-        entries[f"{theirs}.bias"] = (f"{ours}.bias", None)
-    return entries
-
-
 def _block_entries(index, num_dilations):
     """Maps the parameters of D3 block ``index`` (layer scores aside)."""
     vad = f"d3net.vadnet.{index}"
@@ -78,34 +62,32 @@ def _block_entries(index, num_dilations):
         f"{vad}.bias": (f"{ours}.layer_gate.gate_bias", "vector"),
     }
     entries.update(
-        _layer_entries(f"{dense}.projection", f"{ours}.dense_block.projection")
+        layer_entries(f"{dense}.projection", f"{ours}.dense_block.projection")
     )
     for step in range(num_dilations):
         for source in range(step + 1):
             theirs = f"{dense}.dense.{step}.mdconv.{source}"
             unit = f"{ours}.dense_block.steps.{step}.{source}"
-            entries.update(_norm_entries(f"{theirs}.0", f"{unit}.norm"))
-            entries.update(_layer_entries(f"{theirs}.2", f"{unit}.conv"))
+            entries.update(norm_entries(f"{theirs}.0", f"{unit}.norm"))
+            entries.update(layer_entries(f"{theirs}.2", f"{unit}.conv"))
     for pool, branch in (("avg_se", "avg_branch"), ("max_se", "max_branch")):
         theirs = f"{attention}.{pool}"
         mine = f"{ours}.channel_attention.{branch}"
         entries.update(
-            _layer_entries(f"{theirs}.1", f"{mine}.squeeze", "conv1x1")
+            layer_entries(f"{theirs}.1", f"{mine}.squeeze", "conv1x1")
         )
-        entries.update(_norm_entries(f"{theirs}.3", f"{mine}.norm"))
+        entries.update(norm_entries(f"{theirs}.3", f"{mine}.norm"))
         entries.update(
-            _layer_entries(f"{theirs}.4", f"{mine}.excite", "conv1x1")
+            layer_entries(f"{theirs}.4", f"{mine}.excite", "conv1x1")
         )
     return entries
 
 
 def _pooling_entries():
     """Maps the parameters of ``l_pool`` and ``t_pool``."""
-    entries = _norm_entries(
-        "l_pool.in_projection.0", "layer_pooling.input_norm"
-    )
+    entries = norm_entries("l_pool.in_projection.0", "layer_pooling.input_norm")
     entries.update(
-        _layer_entries(
+        layer_entries(
             "l_pool.in_projection.1",
             "layer_pooling.input_projection",
             bias=False,
@@ -120,25 +102,25 @@ def _pooling_entries():
         }
     )
     entries.update(
-        _layer_entries(
+        layer_entries(
             "l_pool.out_projection.0",
             "layer_pooling.output_projection",
             bias=False,
         )
     )
     entries.update(
-        _norm_entries("l_pool.out_projection.1", "layer_pooling.output_norm")
+        norm_entries("l_pool.out_projection.1", "layer_pooling.output_norm")
     )
     for theirs, ours in (("0", "attention_hidden"), ("3", "attention_output")):
         entries.update(
-            _layer_entries(f"t_pool.attention.{theirs}", f"time_pooling.{ours}")
+            layer_entries(f"t_pool.attention.{theirs}", f"time_pooling.{ours}")
         )
     entries.update(
-        _norm_entries("t_pool.attention.2", "time_pooling.attention_norm")
+        norm_entries("t_pool.attention.2", "time_pooling.attention_norm")
     )
-    entries.update(_norm_entries("t_pool.attn_norm", "stats_norm"))
-    entries.update(_layer_entries("t_pool.out_proj", "embedding"))
-    entries.update(_norm_entries("t_pool.out_norm", "embedding_norm"))
+    entries.update(norm_entries("t_pool.attn_norm", "stats_norm"))
+    entries.update(layer_entries("t_pool.out_proj", "embedding"))
+    entries.update(norm_entries("t_pool.out_norm", "embedding_norm"))
     return entries
 
 
@@ -150,10 +132,8 @@ def _key_map(num_blocks, num_dilations):
     dict
         ``their key -> (our key, reshape name or None)``.
     """
-    entries = _layer_entries(
-        "d3net.projection.0", "input_projection", "conv1x1"
-    )
-    entries.update(_norm_entries("d3net.projection.1", "input_norm"))
+    entries = layer_entries("d3net.projection.0", "input_projection", "conv1x1")
+    entries.update(norm_entries("d3net.projection.1", "input_norm"))
     for index in range(num_blocks):
         entries.update(_block_entries(index, num_dilations))
     entries.update(_pooling_entries())
@@ -163,23 +143,6 @@ def _key_map(num_blocks, num_dilations):
 def _score_key(block, layer):
     """The authors' key of one layer-score vector."""
     return f"d3net.vadnet.{block}.superb.{layer}.score_vector"
-
-
-def _backend_keys(state_dict, ignore_non_backend):
-    """Strips ``module.``/``encoder.`` prefixes and drops non-backend keys."""
-    backend, rejected = {}, []
-    for key, value in state_dict.items():
-        name = key.removeprefix("module.")
-        if name.startswith(_NON_BACKEND_PREFIXES):
-            rejected.append(key)
-            continue
-        backend[name.removeprefix("encoder.")] = value
-    if rejected and not ignore_non_backend:
-        raise ValueError(
-            "state dict holds parts of the authors' SVmodel that are not the "
-            f"backend (pass ignore_non_backend=True to drop them): {rejected}"
-        )
-    return backend
 
 
 def _count_indices(keys, pattern):
@@ -235,7 +198,9 @@ def convert_authors_state_dict(state_dict, ignore_non_backend=True):
     >>> model.load_state_dict(ours, strict=True)
     <All keys matched successfully>
     """
-    backend = _backend_keys(state_dict, ignore_non_backend)
+    backend = backend_keys(
+        state_dict, ignore_non_backend, _NON_BACKEND_PREFIXES, ("encoder.",)
+    )
     keys = list(backend)
     num_blocks = _count_indices(keys, r"d3net\.vadnet\.(\d+)\.")
     num_layers = _count_indices(
@@ -252,15 +217,13 @@ def convert_authors_state_dict(state_dict, ignore_non_backend=True):
         for layer in range(num_layers)
     )
     optional = {key for key in key_map if key.endswith("num_batches_tracked")}
-    missing = sorted(expected - set(backend) - optional)
-    unknown = sorted(set(backend) - expected)
-    if num_blocks == 0:
-        missing.insert(0, "d3net.vadnet.0.*")
-    if missing or unknown:
-        raise KeyError(
-            "not an authors' UniPool backend state dict: "
-            f"missing keys {missing}, unknown keys {unknown}"
-        )
+    check_keys(
+        backend,
+        expected,
+        "an authors' UniPool backend",
+        optional,
+        absent=[] if num_blocks else ["d3net.vadnet.0.*"],
+    )
     converted = {}
     for theirs, (ours, reshape) in key_map.items():
         if theirs not in backend:  # an optional num_batches_tracked
@@ -319,15 +282,12 @@ def convert_to_authors_state_dict(state_dict, prefix=""):
     key_map = _key_map(num_blocks, num_dilations)
     scores = {f"blocks.{i}.layer_gate.layer_scores" for i in range(num_blocks)}
     expected = {ours for ours, _ in key_map.values()} | scores
-    missing = sorted(expected - set(state_dict))
-    unknown = sorted(set(state_dict) - expected)
-    if num_blocks == 0:
-        missing.insert(0, "blocks.0.*")
-    if missing or unknown:
-        raise KeyError(
-            "not a UniPool state dict: "
-            f"missing keys {missing}, unknown keys {unknown}"
-        )
+    check_keys(
+        state_dict,
+        expected,
+        "a UniPool",
+        absent=[] if num_blocks else ["blocks.0.*"],
+    )
     converted = {}
     for theirs, (ours, reshape) in key_map.items():
         value = state_dict[ours]
@@ -373,7 +333,9 @@ def authors_hparams_from_state_dict(state_dict):
     >>> hparams["input_size"], hparams["num_layers"], hparams["conv_channels"]
     (16, 2, 4)
     """
-    backend = _backend_keys(state_dict, ignore_non_backend=True)
+    backend = backend_keys(
+        state_dict, True, _NON_BACKEND_PREFIXES, ("encoder.",)
+    )
     needed = {
         "input_size": ("d3net.projection.0.weight", 1),
         "num_layers": ("d3net.vadnet.0.weight", 0),
