@@ -719,6 +719,10 @@ def main(argv):
         world_size(),
         accumulation,
     )
+    # SpeechBrain recipes prepare with run_on_main(prepare_x, kwargs=...);
+    # the yaml's prepare_data is that call's partial, and decide_on_main
+    # runs it the same way on rank 0, except that a preparation error is
+    # raised on every process instead of leaving the others at the barrier.
     decide_on_main(hparams["prepare_data"])
     if hparams.get("prepare_noise") is not None:
         decide_on_main(hparams["prepare_noise"])
