@@ -33,7 +33,6 @@ Authors
  * unipool-sv developers 2026
 """
 
-import json
 import os
 import sys
 
@@ -67,7 +66,7 @@ from unipool_lobes.scoring.metrics import (
     write_scores,
 )
 from unipool_lobes.scoring.plots import plot_det
-from unipool_lobes.scoring.trials import read_trials
+from unipool_lobes.scoring.trials import read_trials_of
 from unipool_lobes.training.brain import StepBrain
 from unipool_lobes.training.checkpoints import complete_checkpoints
 from unipool_lobes.training.checks import (
@@ -91,7 +90,7 @@ from unipool_lobes.training.run_setup import (
     lock_run_folder,
     pop_option,
 )
-from unipool_lobes.utils.safe_io import write_text_atomic
+from unipool_lobes.utils.safe_io import write_json_atomic
 
 logger = get_logger(__name__)
 
@@ -181,7 +180,7 @@ class SpeakerBrain(StepBrain):
         )
         if if_main_process():
             folder = os.path.dirname(self.hparams.results_file)
-            write_json(os.path.join(folder, "zero_shot.json"), results)
+            write_json_atomic(os.path.join(folder, "zero_shot.json"), results)
 
     def embed_set(self, dataset, options):
         """Embeds every utterance of an evaluation set with the model as is.
@@ -403,7 +402,7 @@ class SpeakerBrain(StepBrain):
                 corpus=self.hparams.corpus_name,
                 trials=os.path.abspath(self.hparams.test_trials),
             )
-            write_json(self.hparams.results_file, results)
+            write_json_atomic(self.hparams.results_file, results)
             plot_det(
                 trials["label"],
                 scores.numpy(),
@@ -467,21 +466,8 @@ def backend_evaluation(brain, hparams, datasets):
         )
     folder = os.path.dirname(hparams["results_file"])
     save_score_backend(folder, artefacts)
-    write_json(os.path.join(folder, "backend_results.json"), results)
+    write_json_atomic(os.path.join(folder, "backend_results.json"), results)
     brain.backend_results = results
-
-
-def write_json(path, content):
-    """Writes a JSON file atomically (temp file, then rename).
-
-    Arguments
-    ---------
-    path : str
-        Destination.
-    content : dict
-        JSON-serialisable content.
-    """
-    write_text_atomic(path, json.dumps(content, indent=2) + "\n")
 
 
 def dataio_prep(hparams):
@@ -624,35 +610,6 @@ def dataio_prep(hparams):
     return datasets, label_encoder
 
 
-def load_trials(path, known_ids, name):
-    """Reads a trial list and checks every utterance is in the manifest.
-
-    Arguments
-    ---------
-    path : str
-        Trial CSV (``enrol,test,label``) or VoxCeleb text list.
-    known_ids : set
-        Utterance IDs of the manifest that will be embedded.
-    name : str
-        Which list this is, for the error message.
-
-    Returns
-    -------
-    dict
-        ``enrol``, ``test`` and ``label`` lists.
-    """
-    trials = read_trials(path)
-    unknown = sorted(
-        {u for u in trials["enrol"] + trials["test"] if u not in known_ids}
-    )
-    if unknown:
-        raise ValueError(
-            f"{len(unknown)} utterances of the {name} trials {path} are not in "
-            f"its manifest, e.g. {unknown[:5]}"
-        )
-    return trials
-
-
 def main(argv):
     """Prepares the data, trains, and tests the best checkpoint.
 
@@ -728,10 +685,10 @@ def main(argv):
         decide_on_main(hparams["prepare_noise"])
 
     datasets, _ = dataio_prep(hparams)
-    hparams["valid_trials_data"] = load_trials(
+    hparams["valid_trials_data"] = read_trials_of(
         hparams["valid_trials"], set(datasets["valid"].data_ids), "valid"
     )
-    hparams["test_trials_data"] = load_trials(
+    hparams["test_trials_data"] = read_trials_of(
         hparams["test_trials"], set(datasets["test"].data_ids), "test"
     )
 

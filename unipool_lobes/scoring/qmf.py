@@ -29,7 +29,7 @@ from unipool_lobes.scoring.quality import (
     quality_features,
 )
 from unipool_lobes.scoring.score_norm import subtract_mean
-from unipool_lobes.utils.safe_io import write_text_atomic
+from unipool_lobes.utils.safe_io import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -368,7 +368,7 @@ class QualityCalibration:
         >>> QualityCalibration.load(path).coefficients.tolist()[0]
         0.25
         """
-        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        write_json_atomic(path, self.to_dict())
 
     @classmethod
     def load(cls, path):

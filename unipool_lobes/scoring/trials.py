@@ -314,6 +314,53 @@ def read_trials(path):
     return columns
 
 
+def read_trials_of(path, known_ids, name):
+    """Reads a trial list whose utterances must all be in a manifest.
+
+    Arguments
+    ---------
+    path : str or path
+        The trial list (any form :func:`read_trials` reads).
+    known_ids : set
+        Utterance IDs of the manifest that will be embedded.
+    name : str
+        Which list this is (``"valid"``, ``"test"``), for the message.
+
+    Returns
+    -------
+    dict
+        As :func:`read_trials`.
+
+    Raises
+    ------
+    ValueError
+        Naming the list, how many of its utterances the manifest lacks and
+        a few of them.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "veri.txt"
+    >>> _ = path.write_text("1 id1/v/00001.wav id1/w/00003.wav\\n")
+    >>> known = {"id1--v--00001", "id1--w--00003"}
+    >>> read_trials_of(path, known, "test")["label"]
+    [1]
+    >>> read_trials_of(path, {"id1--v--00001"}, "test")
+    Traceback (most recent call last):
+      ...
+    ValueError: 1 utterances of the test trials ... e.g. ['id1--w--00003']
+    """
+    trials = read_trials(path)
+    unknown = sorted(
+        {u for u in trials["enrol"] + trials["test"] if u not in known_ids}
+    )
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} utterances of the {name} trials {path} are not in "
+            f"its manifest, e.g. {unknown[:5]}"
+        )
+    return trials
+
+
 def check_trial_pairs(trials, where):
     """Refuses a trial list that repeats a trial or contradicts itself.
 

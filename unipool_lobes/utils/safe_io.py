@@ -28,6 +28,7 @@ Authors
 """
 
 import contextlib
+import json
 import os
 import pathlib
 import tempfile
@@ -72,6 +73,7 @@ __all__ = [
     "make_temporary_folder",
     "sync_folder",
     "write_bytes_atomic",
+    "write_json_atomic",
     "write_text_atomic",
 ]
 
@@ -225,6 +227,26 @@ def write_text_atomic(path, text):
     """
     with atomic_open(path, "w") as out:
         out.write(text)
+
+
+def write_json_atomic(path, content):
+    """Writes ``content`` as indented JSON to ``path`` atomically.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The file to write.
+    content : dict or list
+        JSON-serialisable content.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "results.json"
+    >>> write_json_atomic(path, {"EER": 1.5})
+    >>> json.loads(path.read_text())
+    {'EER': 1.5}
+    """
+    write_text_atomic(path, json.dumps(content, indent=2) + "\n")
 
 
 def write_bytes_atomic(path, data):
