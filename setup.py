@@ -51,7 +51,7 @@ setup(
             "pytest-xdist>=3.5",
             "ruff>=0.12",
             "yamllint>=1.35",
-        ]
+        ],
     },
     entry_points={
         "console_scripts": ["unipool-sv=unipool_lobes.inference.cli:main"],
