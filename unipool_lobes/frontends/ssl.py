@@ -36,8 +36,8 @@ import warnings
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel
 
+from unipool_lobes.frontends.masked_cnn import masked_cnn_features
 from unipool_lobes.frontends.ssl_lengths import (
     NORMALIZE_EPS,
     _absolute_lengths,
@@ -45,7 +45,7 @@ from unipool_lobes.frontends.ssl_lengths import (
     normalize_waveforms,
 )
 from unipool_lobes.frontends.ssl_sources import (
-    _check_architecture,
+    load_ssl_model,
     read_feature_extractor,
     resolve_source,
 )
@@ -62,14 +62,27 @@ __all__ = [
 # depends on the padding of the batch.
 _TIME_POOLING_NORMS = (nn.GroupNorm, nn.modules.batchnorm._NormBase)
 
+# cnn_batching="auto": the exact way of running such a CNN on a padded batch,
+# per device type. CPU: the per-length loop; benchmarks/bench_cnn_batching.py
+# (wav2vec2 base, 2-20 s utterances, 1 thread, shared 2-core machine) timed
+# the masked one pass at 1.18x the loop's time for batches of 32 and 1.77x
+# and 2.31x for batches of 8 (it convolves the padding too: 1.7-1.8x the
+# true samples; naive batching costs about the same). CUDA was not
+# measured: masked there, as one batched launch per layer instead of one
+# per distinct length. Other devices: masked.
+CNN_BATCHING_AUTO = {"cpu": "per_length", "cuda": "masked"}
+CNN_BATCHING_CHOICES = ("auto", "per_length", "masked")
+
 
 class MultiLayerSSL(nn.Module):
     """All hidden states of a pretrained speech model, padding-invariant.
 
     The HF model is loaded with ``AutoModel.from_pretrained(source,
-    cache_dir=save_path)``. The config's own layerdrop is set to 0 (HF's
-    skip would leave a hole in the stack); this module's ``layerdrop`` does
-    it instead, filling the hole. SpecAugment masking is off unless
+    cache_dir=save_path)``, or built from an inline ``config`` (a pretrained
+    folder's yaml: the weights then come from its ``front_end.ckpt``).
+    The config's own layerdrop is set to 0 (HF's skip would leave a hole in
+    the stack); this module's ``layerdrop`` does it instead, filling the
+    hole. SpecAugment masking is off unless
     ``apply_spec_augment``.
 
     Each transformer entry of the output is the raw output of its layer.
@@ -86,11 +99,12 @@ class MultiLayerSSL(nn.Module):
 
     Arguments
     ---------
-    source : str
+    source : str, optional
         A hub id (e.g. ``"facebook/wav2vec2-base"``) or a local folder that
         holds ``config.json`` and the weights. A path that looks local
         (``/``, ``./``, ``../`` or ``~`` first, a backslash, or more than
-        one ``/``) must exist: it is never looked up on the hub.
+        one ``/``) must exist: it is never looked up on the hub. Give
+        either ``source`` or ``config``.
     save_path : str, optional
         The HF cache folder for hub downloads.
     freeze : bool
@@ -152,9 +166,29 @@ class MultiLayerSSL(nn.Module):
         ``{"mask_time_prob": 0.05, "mask_time_length": 10}``; an unknown
         key is an error. The config's ``layerdrop`` is always 0 (see
         ``layerdrop`` above).
+    cnn_batching : str
+        How ``exact_padding=True`` runs a CNN that normalises over time on
+        a padded batch; all give the same features (to float rounding).
+        ``"per_length"``: one CNN call per distinct length, on the true
+        samples. ``"masked"``: one call on the padded batch, the group norm
+        taking its statistics over each utterance's valid frames only
+        (:mod:`unipool_lobes.frontends.masked_cnn`; traceable, for ONNX).
+        ``"auto"`` (default): the faster of the two on the input's device
+        (``CNN_BATCHING_AUTO``).
+    config : dict, optional
+        Instead of ``source``: the HF config as a mapping (``model_type``
+        and the config's values, as a pretrained folder's yaml inlines
+        them: :func:`unipool_lobes.frontends.ssl_sources.portable_config`).
+        The model is built with random weights (``AutoModel.from_config``),
+        to be loaded from a checkpoint (the folder's ``front_end.ckpt``);
+        nothing is read from a path or the hub.
+    sample_rate : int, optional
+        The sample rate the model expects. Default: the checkpoint's
+        feature-extractor config with ``source``, 16000 with ``config``
+        (``do_normalize`` then defaults to False).
     **from_pretrained_kwargs
         Passed to ``AutoConfig`` and ``AutoModel.from_pretrained`` (e.g.
-        ``revision``).
+        ``revision``); unused with ``config``.
 
     Raises
     ------
@@ -183,7 +217,7 @@ class MultiLayerSSL(nn.Module):
 
     def __init__(
         self,
-        source,
+        source=None,
         save_path=None,
         freeze=True,
         freeze_feature_extractor=False,
@@ -196,9 +230,18 @@ class MultiLayerSSL(nn.Module):
         final_layer_norm=False,
         frozen_steps=0,
         config_overrides=None,
+        cnn_batching="auto",
+        config=None,
+        sample_rate=None,
         **from_pretrained_kwargs,
     ):
         super().__init__()
+        if cnn_batching not in CNN_BATCHING_CHOICES:
+            raise ValueError(
+                f"cnn_batching must be one of {CNN_BATCHING_CHOICES}, got "
+                f"{cnn_batching!r}"
+            )
+        self.cnn_batching = cnn_batching
         if frozen_steps < 0 or (frozen_steps and freeze):
             raise ValueError(
                 f"frozen_steps={frozen_steps} needs freeze=False and must "
@@ -213,27 +256,21 @@ class MultiLayerSSL(nn.Module):
             self.register_buffer(
                 "training_forwards", torch.zeros((), dtype=torch.long)
             )
-        source = resolve_source(source)
-        config = AutoConfig.from_pretrained(
-            source, cache_dir=save_path, **from_pretrained_kwargs
+        self.model, config = load_ssl_model(
+            source,
+            config,
+            save_path,
+            config_overrides,
+            apply_spec_augment,
+            **from_pretrained_kwargs,
         )
-        for key, value in (config_overrides or {}).items():
-            if not hasattr(config, key):
-                raise KeyError(
-                    f"config_overrides: {type(config).__name__} of {source} "
-                    f"has no key {key!r}"
-                )
-            setattr(config, key, value)
-        config.layerdrop = 0.0
-        config.apply_spec_augment = bool(apply_spec_augment)
-        self.model = AutoModel.from_pretrained(
-            source, config=config, cache_dir=save_path, **from_pretrained_kwargs
+        checkpoint_normalize, self.sample_rate = (
+            (False, 16000)
+            if source is None
+            else read_feature_extractor(resolve_source(source), save_path)
         )
-        _check_architecture(self.model, source)
-
-        checkpoint_normalize, self.sample_rate = read_feature_extractor(
-            source, save_path
-        )
+        if sample_rate is not None:
+            self.sample_rate = int(sample_rate)
         self.do_normalize = (
             checkpoint_normalize if do_normalize is None else bool(do_normalize)
         )
@@ -419,7 +456,13 @@ class MultiLayerSSL(nn.Module):
             )
 
         if self.exact_padding and self._cnn_pools_over_time and samples_padded:
-            features = self._cnn_by_length(wav, sample_lens, num_frames)
+            batching = self.cnn_batching
+            if batching == "auto":
+                batching = CNN_BATCHING_AUTO.get(wav.device.type, "masked")
+            if batching == "masked":
+                features = self._cnn_masked(wav, sample_lens)
+            else:
+                features = self._cnn_by_length(wav, sample_lens, num_frames)
         else:
             features = self._cnn(wav)
 
@@ -457,6 +500,14 @@ class MultiLayerSSL(nn.Module):
             with torch.no_grad():
                 return self.model.feature_extractor(wav).transpose(1, 2)
         return self.model.feature_extractor(wav).transpose(1, 2)
+
+    def _cnn_masked(self, wav, sample_lens):
+        """CNN features of the padded batch in one call, exact (masked)."""
+        extractor = self.model.feature_extractor
+        if self.freeze_feature_extractor and torch.is_grad_enabled():
+            with torch.no_grad():
+                return masked_cnn_features(extractor, wav, sample_lens)
+        return masked_cnn_features(extractor, wav, sample_lens)
 
     def _cnn_by_length(self, wav, sample_lens, num_frames):
         """CNN features of each utterance from its true samples only."""

@@ -2,9 +2,11 @@
 
 :func:`resolve_source` tells a local folder from a Hugging Face hub id,
 :func:`read_feature_extractor` reads a checkpoint's waveform normalisation
-and sample rate, and a private check refuses a model that lacks the
-wav2vec2-style parts :class:`unipool_lobes.frontends.ssl.MultiLayerSSL`
-drives.
+and sample rate, :func:`portable_config` turns a checkpoint's config into
+the plain mapping a pretrained folder's yaml inlines (no path in it),
+:func:`load_ssl_model` builds the HF model from a source or from such a
+mapping, and a private check refuses a model that lacks the wav2vec2-style
+parts :class:`unipool_lobes.frontends.ssl.MultiLayerSSL` drives.
 
 Authors
  * unipool-sv developers 2026
@@ -13,9 +15,18 @@ Authors
 import os
 import warnings
 
-from transformers import AutoFeatureExtractor
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
-__all__ = ["read_feature_extractor", "resolve_source"]
+__all__ = [
+    "config_from_mapping",
+    "load_ssl_model",
+    "portable_config",
+    "read_feature_extractor",
+    "resolve_source",
+]
+
+# Config entries that describe where a checkpoint was read, not the model.
+_LOCATION_KEYS = ("_name_or_path", "_commit_hash", "name_or_path")
 
 
 def resolve_source(source):
@@ -122,3 +133,182 @@ def _check_architecture(model, source):
             f"{missing or ['encoder.layers']}: MultiLayerSSL needs a "
             "wav2vec2-style speech model (wav2vec2, HuBERT, WavLM)"
         )
+
+
+def portable_config(
+    source, save_path=None, config_overrides=None, **from_pretrained_kwargs
+):
+    """The HF config of ``source`` after overrides, as a plain mapping.
+
+    What a pretrained folder inlines instead of the source's path: the
+    model is then built with :func:`config_from_mapping` (random weights,
+    filled from the folder's ``front_end.ckpt``). The entries that record
+    where the checkpoint was read (``_name_or_path``...) are dropped.
+
+    Arguments
+    ---------
+    source : str
+        A hub id or a local folder.
+    save_path : str, optional
+        The HF cache folder.
+    config_overrides : dict, optional
+        Values set on the config (an unknown key is an error).
+    **from_pretrained_kwargs
+        Passed to ``AutoConfig.from_pretrained`` (e.g. ``revision``).
+
+    Returns
+    -------
+    dict
+        ``config.to_dict()`` with ``model_type``, of plain values only.
+
+    Raises
+    ------
+    KeyError
+        For an override the config does not have.
+
+    Example
+    -------
+    >>> from unipool_lobes.frontends.local_models import write_local_model
+    >>> folder = write_local_model(str(getfixture("tmp_path")), "hubert")
+    >>> config = portable_config(folder, config_overrides={"layerdrop": 0.5})
+    >>> config["model_type"], config["layerdrop"]
+    ('hubert', 0.5)
+    >>> folder in str(config)
+    False
+    """
+    source = resolve_source(source)
+    config = AutoConfig.from_pretrained(
+        source, cache_dir=save_path, **from_pretrained_kwargs
+    )
+    _apply_overrides(config, config_overrides, source)
+    values = config.to_dict()
+    for key in _LOCATION_KEYS:
+        values.pop(key, None)
+    values["model_type"] = config.model_type
+    return values
+
+
+def config_from_mapping(mapping):
+    """Builds an HF config from a mapping of :func:`portable_config`.
+
+    Arguments
+    ---------
+    mapping : dict
+        The config's values, ``model_type`` among them.
+
+    Returns
+    -------
+    transformers.PretrainedConfig
+        The config of that model type.
+
+    Raises
+    ------
+    ValueError
+        If the mapping names no ``model_type``.
+
+    Example
+    -------
+    >>> config = config_from_mapping({"model_type": "wavlm", "hidden_size": 8})
+    >>> type(config).__name__, config.hidden_size
+    ('WavLMConfig', 8)
+    """
+    values = dict(mapping)
+    model_type = values.pop("model_type", None)
+    if not model_type:
+        raise ValueError(
+            "the SSL model's config has no model_type (e.g. 'wav2vec2')"
+        )
+    return AutoConfig.for_model(model_type, **values)
+
+
+def load_ssl_model(
+    source=None,
+    config=None,
+    save_path=None,
+    config_overrides=None,
+    apply_spec_augment=False,
+    **from_pretrained_kwargs,
+):
+    """Builds the HF speech model of a source or of an inline config.
+
+    With ``source``, the pretrained weights are read
+    (``AutoModel.from_pretrained``); with ``config`` (a mapping of
+    :func:`portable_config`) the model is built with random weights
+    (``AutoModel.from_config``), to be filled from a checkpoint. In both
+    cases the config's ``layerdrop`` is 0 and SpecAugment is on only with
+    ``apply_spec_augment``.
+
+    Arguments
+    ---------
+    source : str, optional
+        A hub id or a local folder.
+    config : dict, optional
+        An inline config, instead of ``source``.
+    save_path : str, optional
+        The HF cache folder for hub downloads.
+    config_overrides : dict, optional
+        Values set on the config before the model is built.
+    apply_spec_augment : bool
+        Keep the model's SpecAugment masking.
+    **from_pretrained_kwargs
+        Passed to ``from_pretrained`` (unused with ``config``).
+
+    Returns
+    -------
+    model : transformers.PreTrainedModel
+        The model.
+    config : transformers.PretrainedConfig
+        Its config.
+
+    Raises
+    ------
+    ValueError
+        If neither or both of ``source`` and ``config`` are given.
+    KeyError
+        For an override the config does not have.
+    TypeError
+        When the model is not a wav2vec2-style speech model.
+
+    Example
+    -------
+    >>> from unipool_lobes.frontends.local_models import write_local_model
+    >>> folder = write_local_model(str(getfixture("tmp_path")))
+    >>> model, config = load_ssl_model(config=portable_config(folder))
+    >>> type(model).__name__, config.layerdrop
+    ('Wav2Vec2Model', 0.0)
+    """
+    if (source is None) == (config is None):
+        raise ValueError(
+            "MultiLayerSSL needs either a source (hub id or folder) or an "
+            "inline config, not both or neither"
+        )
+    if config is not None:
+        where = "the inline config"
+        config = config_from_mapping(config)
+    else:
+        where = source = resolve_source(source)
+        config = AutoConfig.from_pretrained(
+            source, cache_dir=save_path, **from_pretrained_kwargs
+        )
+    _apply_overrides(config, config_overrides, where)
+    config.layerdrop = 0.0
+    config.apply_spec_augment = bool(apply_spec_augment)
+    if source is None:
+        model = AutoModel.from_config(config)
+    else:
+        model = AutoModel.from_pretrained(
+            source, config=config, cache_dir=save_path, **from_pretrained_kwargs
+        )
+    _check_architecture(model, where)
+    return model, config
+
+
+def _apply_overrides(config, overrides, where):
+    """Sets ``overrides`` on ``config``; an unknown key is a KeyError."""
+    for key, value in (overrides or {}).items():
+        if not hasattr(config, key):
+            raise KeyError(
+                f"config_overrides: {type(config).__name__} of {where} "
+                f"has no key {key!r}"
+            )
+        setattr(config, key, value)

@@ -70,6 +70,13 @@ def frame_mask(lengths, num_frames, batch_size=None):
             f"lengths holds {lengths.shape[0]} values for a batch of "
             f"{batch_size}"
         )
+    if torch.compiler.is_exporting() or torch.jit.is_tracing():
+        # A graph (ONNX export) cannot branch on values: always a mask,
+        # the same frames as below (an all-valid mask changes nothing).
+        frames = torch.round(lengths.double() * num_frames)
+        frames = frames.clamp(1, num_frames).long()
+        steps = torch.arange(num_frames, device=lengths.device)
+        return steps[None, :] < frames[:, None]
     # One device-to-host copy validates and counts in a single sync.
     relative = lengths.detach().to("cpu", torch.float64)
     bad = (relative <= 0) | (relative > 1 + _LENGTH_TOLERANCE)
