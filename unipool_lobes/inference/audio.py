@@ -16,13 +16,17 @@ import torch
 from speechbrain.dataio import audio_io
 from speechbrain.utils.data_utils import batch_pad_right
 
+from unipool_lobes.dataio.audio_reading import read_segment
+
 __all__ = [
     "AudioInputError",
     "audio_duration",
     "check_length",
     "minimum_input_samples",
+    "model_audio",
     "pad_waveforms",
     "read_audio",
+    "read_file_samples",
     "sample_counts",
 ]
 
@@ -151,16 +155,91 @@ def read_audio(path, audio_normalizer, min_samples, segment=None):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"audio file not found: {path}")
-    options = {}
+    start, count = 0, -1
     if segment is not None:
         start, stop = (int(value) for value in segment)
-        options = {"frame_offset": start, "num_frames": stop - start}
+        count = stop - start
+    signal, rate = read_file_samples(path, start, count)
+    signal = model_audio(signal, rate, audio_normalizer, path)
+    check_length(
+        signal.shape[0], path, min_samples, int(audio_normalizer.sample_rate)
+    )
+    return signal
+
+
+def read_file_samples(path, start=0, num_frames=-1):
+    """Reads samples of a file as ``[time, channels]``, at its own rate.
+
+    Arguments
+    ---------
+    path : str
+        A local audio file.
+    start : int
+        First sample.
+    num_frames : int
+        Number of samples (-1: to the end).
+
+    Returns
+    -------
+    signal : torch.Tensor
+        ``[time, channels]`` float samples.
+    sample_rate : int
+        The file's rate.
+
+    Raises
+    ------
+    AudioInputError
+        If the file cannot be read (the one reader,
+        ``unipool_lobes.dataio.audio_reading.read_segment``).
+
+    Example
+    -------
+    >>> path = str(getfixture("tmp_path") / "s.wav")
+    >>> audio_io.save(path, torch.zeros(2, 100), 8000)
+    >>> signal, rate = read_file_samples(path, 10, 20)
+    >>> tuple(signal.shape), rate
+    ((20, 2), 8000)
+    """
     try:
-        signal, rate = audio_io.load(path, channels_first=False, **options)
-    except Exception as error:
-        raise AudioInputError(
-            f"cannot read audio file {path}: {error}"
-        ) from error
+        return read_segment(path, start, num_frames, channels_first=False)
+    except ValueError as error:
+        cause = error.__cause__ or error
+        raise AudioInputError(f"cannot read audio file {path}: {cause}") from (
+            error
+        )
+
+
+def model_audio(signal, rate, audio_normalizer, path):
+    """Checks samples and makes them a mono waveform at the model's rate.
+
+    Arguments
+    ---------
+    signal : torch.Tensor
+        ``[time, channels]`` samples as read.
+    rate : int
+        Their sample rate.
+    audio_normalizer : speechbrain.dataio.preprocess.AudioNormalizer
+        Resamples to its ``sample_rate`` and down-mixes.
+    path : str
+        The file, for the message.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[S]`` float32 waveform.
+
+    Raises
+    ------
+    AudioInputError
+        If a sample is NaN or infinite.
+
+    Example
+    -------
+    >>> from speechbrain.dataio.preprocess import AudioNormalizer
+    >>> signal = torch.ones(8000, 2)
+    >>> model_audio(signal, 8000, AudioNormalizer(16000), "x").shape
+    torch.Size([16000])
+    """
     if not bool(torch.isfinite(signal).all()):
         raise AudioInputError(
             f"{path}: holds NaN or infinite samples (corrupt audio)"
@@ -168,9 +247,6 @@ def read_audio(path, audio_normalizer, min_samples, segment=None):
     signal = audio_normalizer(signal.float(), rate)
     if signal.dim() != 1:
         signal = signal.reshape(signal.shape[0], -1).mean(dim=1)
-    check_length(
-        signal.shape[0], path, min_samples, int(audio_normalizer.sample_rate)
-    )
     return signal
 
 

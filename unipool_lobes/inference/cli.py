@@ -2,12 +2,18 @@
 
 ::
 
-    unipool-sv export RUN_FOLDER OUT_FOLDER
+    unipool-sv export RUN_FOLDER OUT_FOLDER [--ssl-from-hub]
     unipool-sv verify A.wav B.wav --model DIR
+    unipool-sv export-onnx --model DIR   (then --runtime onnx on the others)
     unipool-sv embed --model DIR --list files.txt --out emb.npy   (or a folder)
     unipool-sv score --model DIR --trials trials.csv --manifest test.csv
                      [--out FOLDER] [--norm s-norm --cohort train.csv]
+                     [--gallery G.safetensors]
+    unipool-sv enroll --model DIR --gallery G.safetensors --speaker NAME a.wav
+    unipool-sv identify --model DIR --gallery G.safetensors x.wav [--top-k 5]
+    unipool-sv verify x.wav --model DIR --gallery G.safetensors --speaker NAME
 
+The gallery commands are ``unipool_lobes.inference.cli_gallery``'s.
 ``--model`` is a pretrained folder or a training run folder (exported on
 the fly into ``<run>/pretrained``). ``score`` is also the cross-dataset
 evaluation: a model trained on one corpus scored on another corpus's
@@ -48,6 +54,11 @@ from unipool_lobes.inference.cli_commands import (
     run_export,
     run_verify,
 )
+from unipool_lobes.inference.cli_gallery import (
+    run_enroll,
+    run_identify,
+    run_verify_command,
+)
 from unipool_lobes.inference.cli_lists import (
     TrialError,
     audio_root_utterances,
@@ -55,6 +66,7 @@ from unipool_lobes.inference.cli_lists import (
     manifest_utterances,
     read_file_list,
 )
+from unipool_lobes.inference.cli_onnx import run_export_onnx
 from unipool_lobes.inference.cli_score import (
     CALIBRATED_SCORES,
     default_score_folder,
@@ -118,9 +130,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     commands = {
         "export": run_export,
-        "verify": run_verify,
+        "verify": run_verify_command,
         "embed": run_embed,
         "score": run_score,
+        "enroll": run_enroll,
+        "identify": run_identify,
+        "export-onnx": run_export_onnx,
     }
     try:
         commands[args.command](args)

@@ -11,6 +11,13 @@ Authors
 import argparse
 import math
 
+from unipool_lobes.inference.cli_long_audio import add_long_audio_options
+from unipool_lobes.inference.cli_onnx import (
+    add_export_onnx_command,
+    add_runtime_option,
+)
+from unipool_lobes.inference.long_audio import DEFAULT_CHUNK_SECONDS
+
 __all__ = [
     "DEFAULT_MAX_BATCH_SECONDS",
     "NORM_CHOICES",
@@ -43,6 +50,8 @@ def build_parser():
     >>> args.command, args.model, args.threshold
     ('verify', 'm', None)
     """
+    from unipool_lobes.inference import cli_gallery as gallery_cli
+
     parser = argparse.ArgumentParser(
         prog="unipool-sv",
         description="Speaker verification with exported unipool-sv models.",
@@ -65,10 +74,20 @@ def build_parser():
         action="store_true",
         help="leave out the speaker classifier and label encoder",
     )
+    export.add_argument(
+        "--ssl-from-hub",
+        action="store_true",
+        help="keep a frozen SSL model's hub id (downloaded at load) instead "
+        "of embedding its config and weights (refused for a local or "
+        "fine-tuned SSL model)",
+    )
 
-    verify = commands.add_parser("verify", help="verify two audio files")
+    verify = commands.add_parser(
+        "verify", help="verify two audio files, or one against --speaker"
+    )
     verify.add_argument("audio1")
-    verify.add_argument("audio2")
+    verify.add_argument("audio2", nargs="?", help="(not with --gallery)")
+    gallery_cli.add_verify_gallery_options(verify)
     verify.add_argument(
         "--threshold",
         type=finite_float,
@@ -124,7 +143,12 @@ def build_parser():
     score.add_argument(
         "--no-plots", action="store_true", help="skip the PNG plots"
     )
-    _model_options(score)
+    gallery_cli.add_score_gallery_option(score)
+    _model_options(score, chunk_default=None)
+    gallery_cli.add_gallery_commands(
+        commands, _model_options, positive_int, finite_float
+    )
+    add_export_onnx_command(commands)
     return parser
 
 
@@ -227,7 +251,7 @@ def positive_float(text):
     return value
 
 
-def _model_options(parser):
+def _model_options(parser, chunk_default=DEFAULT_CHUNK_SECONDS):
     """Adds the options shared by the commands that load a model."""
     parser.add_argument(
         "--model", required=True, help="pretrained folder or training run"
@@ -249,3 +273,5 @@ def _model_options(parser):
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bars"
     )
+    add_long_audio_options(parser, chunk_default=chunk_default)
+    add_runtime_option(parser)  # --runtime torch|onnx

@@ -19,6 +19,8 @@ import torch
 from transformers.utils import logging as hf_logging
 
 from unipool_lobes.inference.cli_lists import read_file_list
+from unipool_lobes.inference.cli_long_audio import configure_from_args
+from unipool_lobes.inference.cli_onnx import apply_runtime
 from unipool_lobes.inference.export import ensure_pretrained, export_pretrained
 from unipool_lobes.inference.speaker import SpeakerVerifier
 from unipool_lobes.utils.safe_io import (
@@ -53,6 +55,7 @@ def run_export(args):
         args.out_folder,
         include_classifier=not args.no_classifier,
         overwrite=args.overwrite,
+        ssl_from_hub=getattr(args, "ssl_from_hub", False),
     )
     print(out)
 
@@ -209,7 +212,9 @@ def load_verifier(args):
     folder = ensure_pretrained(args.model)
     if getattr(args, "no_progress", False):
         hf_logging.disable_progress_bar()
-    return SpeakerVerifier.from_hparams(folder, run_opts={"device": device})
+    verifier = SpeakerVerifier.from_hparams(folder, run_opts={"device": device})
+    verifier = apply_runtime(verifier, args)  # --runtime onnx
+    return configure_from_args(verifier, args)  # --chunk-seconds, --vad
 
 
 def check_device(device):

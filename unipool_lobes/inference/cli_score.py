@@ -19,6 +19,11 @@ from unipool_lobes.inference.cli_commands import (
     encode_or_explain,
     load_verifier,
 )
+from unipool_lobes.inference.cli_gallery import (
+    check_gallery_trials,
+    gallery_speakers,
+    speaker_rows,
+)
 from unipool_lobes.inference.cli_lists import (
     audio_root_utterances,
     check_trial_utterances,
@@ -59,8 +64,19 @@ def run_score(args):
     else:
         utterances = audio_root_utterances(trials_path, args.audio_root)
         where = f"--audio-root {args.audio_root}"
-    check_trial_utterances(trials, utterances, str(trials_path), where)
-    needed = set(trials["enrol"]) | set(trials["test"])
+    speakers = gallery_speakers(args.gallery)
+    if speakers:  # --audio-root: the list's own ids (speakers) dropped
+        utterances = check_gallery_trials(
+            trials,
+            utterances,
+            speakers,
+            str(trials_path),
+            where,
+            listed=not args.manifest,
+        )
+    else:
+        check_trial_utterances(trials, utterances, str(trials_path), where)
+    needed = (set(trials["enrol"]) - speakers) | set(trials["test"])
     ids = [
         utterance_id for utterance_id in utterances if utterance_id in needed
     ]
@@ -75,6 +91,7 @@ def _score(args, trials, trials_path, utterances, where, ids, out):
     verifier = load_verifier(args)
     backend = verifier.mods.embedding_model
     with_layers = not args.no_plots and hasattr(backend, "keeping_attention")
+    with_layers = with_layers and verifier.onnx_embedder is None  # no ONNX
     encoded = encode_or_explain(
         verifier,
         [utterances[i][0] for i in ids],
@@ -83,12 +100,14 @@ def _score(args, trials, trials_path, utterances, where, ids, out):
         return_layer_weights=with_layers,
     )
     embeddings, layer_weights = encoded if with_layers else (encoded, None)
+    gallery = verifier.load_gallery(args.gallery) if args.gallery else None
+    table, table_ids, _ = speaker_rows(gallery, trials, embeddings, ids)
     scores = cosine_score_trials(
-        embeddings, ids, trials["enrol"], trials["test"]
+        table, table_ids, trials["enrol"], trials["test"]
     )
     if args.norm:
         scores = _normalised_scores(
-            args, verifier, embeddings, ids, trials, scores
+            args, verifier, table, table_ids, trials, scores
         )
 
     if not bool(torch.isfinite(scores).all()):
@@ -107,6 +126,9 @@ def _score(args, trials, trials_path, utterances, where, ids, out):
         if args.manifest
         else str(pathlib.Path(args.audio_root).resolve()),
         n_utterances=len(ids),
+        gallery=str(pathlib.Path(args.gallery).resolve())
+        if args.gallery
+        else None,
         norm=args.norm,
         top_k=args.top_k if args.norm else None,
         cohort=str(pathlib.Path(args.cohort).resolve())
@@ -120,7 +142,7 @@ def _score(args, trials, trials_path, utterances, where, ids, out):
     calibrated_text = None
     if verifier.score_backend is not None:
         calibrated_text, results["calibrated"] = _calibrated_scores(
-            verifier, embeddings, ids, utterances, trials, trials_path
+            verifier, embeddings, ids, utterances, trials, trials_path, gallery
         )
     out.mkdir(parents=True, exist_ok=True)
     if calibrated_text is not None:
@@ -153,10 +175,15 @@ def _score(args, trials, trials_path, utterances, where, ids, out):
 CALIBRATED_SCORES = "calibrated_scores.txt"
 
 
-def _calibrated_scores(verifier, embeddings, ids, utterances, trials, where):
+def _calibrated_scores(
+    verifier, embeddings, ids, utterances, trials, where, gallery=None
+):
     """The calibrated-score file's text and the LLRs' metrics."""
     durations = verifier.file_durations(
         [utterances[i][0] for i in ids], [utterances[i][1] for i in ids]
+    )
+    embeddings, ids, durations = speaker_rows(
+        gallery, trials, embeddings, ids, durations, raw=True
     )
     scored = verifier.score_backend.score(
         embeddings, ids, durations, trials["enrol"], trials["test"]

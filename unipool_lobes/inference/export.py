@@ -4,25 +4,38 @@ A run folder of ``recipes/train_speaker_embeddings.py`` holds the resolved
 ``hyperparams.yaml``, ``save/label_encoder.txt``, ``results.json`` (test
 metrics of the best checkpoint) and ``save/CKPT+*/`` checkpoints whose
 ``CKPT.yaml`` records the validation ``EER`` and ``EER_threshold``. The
-export keeps the best of them (lowest validation EER) and writes::
+export keeps the best of them (lowest validation EER) and writes a folder
+laid out as SpeechBrain's models on the Hugging Face hub::
 
     hyperparams.yaml     front_end / embedding_model / classifier as the run
-                         defined them, modules, a pretrainer (strict loading),
-                         the calibrated threshold and the sample rate
-    embedding_model.ckpt classifier.ckpt [front_end.ckpt]
+                         defined them (the SSL model's config inlined, no
+                         path), modules, a pretrainer (strict loading), the
+                         calibrated threshold and the sample rate
+    front_end.ckpt       the SSL model's weights (fine-tuned or frozen)
+    embedding_model.ckpt classifier.ckpt
     label_encoder.txt    the training speakers (for ``classify_batch``)
+    unipool_speaker.py   ``SpeakerVerifier`` with the unipool_lobes modules
+                         it needs, in one file, for SpeechBrain's
+                         ``foreign_class`` where unipool-sv is not installed
+                         (``unipool_lobes.inference.bundle``)
     [score_backend.pt calibration.json]
                          the scoring back-end (AS-norm cohort and QMF
                          calibration, ``unipool_lobes.scoring.calibration``),
                          copied when the run folder holds both
-    export.json          where it came from (run, checkpoint, metrics) and
-                         the size and SHA-256 of each file, checked at load
-    README.md            model card with a runnable snippet
+    export.json          where it came from (run folder's name, checkpoint,
+                         metrics) and the size and SHA-256 of each file,
+                         checked at load
+    README.md            model card (hub front matter, results, snippets)
 
-A frozen SSL model is referenced by its hub id or absolute local folder;
-a fine-tuned one is embedded as ``front_end.ckpt`` (its architecture is
-still read from the source's config). The folder is written to a
-temporary sibling and renamed into place, so it is never half-written.
+No file names a path of the training machine, so the folder still loads
+after ``cp -r`` to another folder or machine, or an upload to the hub. The
+SSL front-end is built from its inline config and ``front_end.ckpt``
+(``unipool_lobes.inference.portable``); with ``ssl_from_hub``
+(``--ssl-from-hub``) a frozen SSL model named by a hub id stays a hub
+reference instead (no ``front_end.ckpt``; downloaded at load). Folders
+exported before, whose yaml names a ``source``, still load. The folder is
+written to a temporary sibling and renamed into place, so it is never
+half-written.
 
 Authors
  * unipool-sv developers 2026
@@ -34,11 +47,18 @@ import os
 import pathlib
 import shutil
 
+import torch
 from hyperpyyaml import resolve_references
-from ruamel.yaml.comments import CommentedMap
 
+from unipool_lobes.inference.bundle import BUNDLE_FILE, write_bundle
 from unipool_lobes.inference.loading import EXPORT_INFO
 from unipool_lobes.inference.model_card import model_card
+from unipool_lobes.inference.portable import (
+    FRONT_END_CKPT,
+    copy_fine_tuned_state,
+    front_end_state,
+    portable_front_end,
+)
 from unipool_lobes.inference.pretrained_yaml import (
     DEFAULT_SAMPLE_RATE,
     MODULE_KEYS,
@@ -87,7 +107,11 @@ logger = logging.getLogger(__name__)
 
 
 def export_pretrained(
-    run_folder, out_folder, include_classifier=True, overwrite=False
+    run_folder,
+    out_folder,
+    include_classifier=True,
+    overwrite=False,
+    ssl_from_hub=False,
 ):
     """Exports the best checkpoint of a training run as a pretrained folder.
 
@@ -104,6 +128,10 @@ def export_pretrained(
         otherwise an existing ``out_folder`` is an error. A folder that is
         not an export (no ``export.json``), the run itself or a folder
         holding the run is never replaced.
+    ssl_from_hub : bool
+        Keep a frozen SSL model's hub id (``source:``) instead of embedding
+        its config and weights (``front_end.ckpt``); refused for a local
+        or fine-tuned SSL model.
 
     Returns
     -------
@@ -118,7 +146,8 @@ def export_pretrained(
         If ``out_folder`` exists and ``overwrite`` is False, or it is not an
         earlier export.
     ValueError
-        If ``out_folder`` is the run or holds it.
+        If ``out_folder`` is the run or holds it, or ``ssl_from_hub`` is
+        given for a local or fine-tuned SSL model.
     unipool_lobes.training.checkpoints.CheckpointCorruptError
         If a checkpoint file does not match its checksum or holds
         non-finite parameters.
@@ -154,10 +183,10 @@ def export_pretrained(
                     f"{EXPORT_INFO}, or it holds a training run): refusing "
                     "to replace it; choose another output folder"
                 )
-        return _export(run, out, include_classifier, hparams_path)
+        return _export(run, out, include_classifier, hparams_path, ssl_from_hub)
 
 
-def _export(run, out, include_classifier, hparams_path):
+def _export(run, out, include_classifier, hparams_path, ssl_from_hub):
     """Writes the export of ``run`` into ``out`` (the caller holds the
     lock)."""
     checkpoint, meta = best_checkpoint(run)
@@ -173,35 +202,50 @@ def _export(run, out, include_classifier, hparams_path):
         and "classifier" in run_hparams
         and (checkpoint / "classifier.ckpt").is_file()
     )
-    embedded_front_end = (checkpoint / "front_end.ckpt").is_file()
+    fine_tuned = (checkpoint / FRONT_END_CKPT).is_file()
     results = _read_json(run / "results.json")
     info = {
-        "run_folder": str(run.resolve()),
+        # The name only: no path of the training machine in the folder.
+        "run_folder": run.resolve().name,
         "checkpoint": checkpoint.name,
         "step": meta.get("step"),
         "valid_EER_percent": float(meta["EER"]),
         "threshold": _optional_float(meta.get("EER_threshold")),
-        "front_end_embedded": embedded_front_end,
+        "front_end_embedded": fine_tuned,
+        "front_end_fine_tuned": fine_tuned,
         "classifier": include_classifier,
-        "test_results": results,
+        "test_results": _names_only(results),
     }
     cwd = training_cwd(run, run_hparams.get("output_folder", ""))
+    yaml_options = {
+        "threshold": info["threshold"],
+        "training_cwd": cwd,
+        "include_classifier": include_classifier,
+        "header": _yaml_header(info),
+    }
     yaml_text = pretrained_hparams_yaml(
-        run_text,
-        threshold=info["threshold"],
-        training_cwd=cwd,
-        embedded_front_end=embedded_front_end,
-        include_classifier=include_classifier,
-        header=_yaml_header(info),
+        run_text, embedded_front_end=fine_tuned, **yaml_options
     )
     front_end = round_trip_yaml().load(yaml_text)["front_end"]
-    if isinstance(front_end, CommentedMap):
-        info["ssl_source"] = front_end.get("source")
+    portable, embedded, ssl_record = portable_front_end(
+        front_end, fine_tuned, ssl_from_hub
+    )
+    info.update(ssl_record, front_end_embedded=embedded)
+    frozen_state = None
+    if embedded and not fine_tuned:
+        frozen_state = front_end_state(front_end)
+    if portable is not front_end:
+        yaml_text = pretrained_hparams_yaml(
+            run_text,
+            embedded_front_end=embedded,
+            front_end=portable,
+            **yaml_options,
+        )
     files = ["embedding_model.ckpt"]
     if include_classifier:
         files.append("classifier.ckpt")
-    if embedded_front_end:
-        files.append("front_end.ckpt")
+    if fine_tuned:
+        files.append(FRONT_END_CKPT)
     for name in files:
         check_finite_parameters(checkpoint / name)
     backend_files = run_backend_files(run)
@@ -212,7 +256,15 @@ def _export(run, out, include_classifier, hparams_path):
     try:
         for name in files:
             with disk_full_as_error(staging / name, "exported model file"):
-                shutil.copyfile(checkpoint / name, staging / name)
+                if name == FRONT_END_CKPT:
+                    copy_fine_tuned_state(checkpoint / name, staging / name)
+                else:
+                    shutil.copyfile(checkpoint / name, staging / name)
+        if frozen_state is not None:
+            path = staging / FRONT_END_CKPT
+            with disk_full_as_error(path, "exported model file"):
+                torch.save(frozen_state, path)
+            files.append(FRONT_END_CKPT)
         label_encoder = run / "save" / "label_encoder.txt"
         if include_classifier and label_encoder.is_file():
             with disk_full_as_error(staging / "label_encoder.txt"):
@@ -222,6 +274,9 @@ def _export(run, out, include_classifier, hparams_path):
             with disk_full_as_error(staging / name, "score back-end file"):
                 shutil.copyfile(run / name, staging / name)
             files.append(name)
+        with disk_full_as_error(staging / BUNDLE_FILE, "exported file"):
+            write_bundle(staging, yaml_text)
+        files.append(BUNDLE_FILE)
         # Checked again at every load: a damaged copy is never used.
         info["files"] = {name: file_record(staging / name) for name in files}
         _write_new_file(staging / "hyperparams.yaml", yaml_text)
@@ -229,7 +284,7 @@ def _export(run, out, include_classifier, hparams_path):
             staging / EXPORT_INFO, json.dumps(info, indent=2) + "\n"
         )
         _write_new_file(
-            staging / "README.md", model_card(info, run_hparams, out)
+            staging / "README.md", model_card(info, run_hparams, out.name)
         )
         _move_into_place(staging, out)
     except BaseException:
@@ -370,7 +425,10 @@ def _yaml_header(info):
         "# threshold: cosine score at the validation EER\n"
         "# Load: unipool_lobes.inference.speaker.SpeakerVerifier"
         ".from_hparams(\n"
-        "#     source=<this folder>)\n"
+        "#     source=<this folder>), or without unipool-sv:\n"
+        "# speechbrain.inference.interfaces.foreign_class(\n"
+        f'#     source=<this folder>, pymodule_file="{BUNDLE_FILE}",\n'
+        '#     classname="SpeakerVerifier")\n'
         "# " + "#" * 76 + "\n\n"
     )
 
@@ -397,6 +455,17 @@ def _read_json(path):
     if not path.is_file():
         return None
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _names_only(value):
+    """``value`` with every absolute path string reduced to its name."""
+    if isinstance(value, dict):
+        return {key: _names_only(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_names_only(item) for item in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return os.path.basename(os.path.normpath(value))
+    return value
 
 
 def _optional_float(value):

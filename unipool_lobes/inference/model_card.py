@@ -1,12 +1,62 @@
 """The model card (``README.md``) of a pretrained folder.
 
+It follows SpeechBrain's model cards on the Hugging Face hub: YAML front
+matter (language, tags, license, datasets, metrics), what the model is
+and its results, then "Install SpeechBrain", "Compute your speaker
+embeddings", "Perform Speaker Verification" (snippets loading the folder
+with SpeechBrain's ``foreign_class`` and the folder's one-file interface,
+:mod:`unipool_lobes.inference.bundle`), "Inference on GPU", the
+limitations and the citations. The snippets name the folder by its name
+(run from the folder above it); once uploaded, its hub id replaces it.
+No path of the training machine is written.
+
 Authors
  * unipool-sv developers 2026
 """
 
+import os
+
+from unipool_lobes.inference.bundle import BUNDLE_FILE
 from unipool_lobes.scoring.score_backend import BACKEND_FILES
 
-__all__ = ["model_card"]
+__all__ = ["EXAMPLE_FILES", "model_card"]
+
+# The audio files the card's snippets read (two of one speaker's, one of
+# another's), next to the folder.
+EXAMPLE_FILES = ("spk1_snt1.wav", "spk1_snt2.wav", "spk2_snt1.wav")
+
+# Corpus name -> (language, hub dataset id) for the front matter.
+_CORPORA = {
+    "VoxCeleb": ("en", "voxceleb"),
+    "VCTK": ("en", "vctk"),
+    "LibriSpeech": ("en", "librispeech_asr"),
+}
+
+_SPEECHBRAIN_CITATION = """@misc{speechbrainV1,
+  title={Open-Source Conversational AI with {SpeechBrain} 1.0},
+  author={Mirco Ravanelli and Titouan Parcollet and Adel Moumen and Sylvain
+    de Langen and Cem Subakan and Peter Plantinga and Yingzhi Wang and
+    Pooneh Mousavi and Luca Della Libera and Artem Ploujnikov and Francesco
+    Paissan and Davide Borra and Salah Zaiem and Zeyu Zhao and Shucong Zhang
+    and Georgios Karakasidis and Sung-Lin Yeh and Pierre Champion and Aku
+    Rouhe and Rudolf Braun and Florian Mai and Juan Zuluaga-Gomez and Seyed
+    Mahed Mousavi and Andreas Nautsch and Xuechen Liu and Sangeet Sagar and
+    Jarod Duret and Salima Mdhaffar and Gaelle Laperriere and Mickael Rouvier
+    and Renato De Mori and Yannick Esteve},
+  year={2024},
+  eprint={2407.00756},
+  archivePrefix={arXiv},
+  primaryClass={cs.LG},
+  url={https://arxiv.org/abs/2407.00756},
+}"""
+
+_UNIPOOL_CITATION = """@article{kim2024unipool,
+  title={Universal Pooling Method of Multi-layer Features from Pretrained
+    Models for Speaker Verification},
+  author={Kim, Jin Sob and Park, Hyun Joon and Shin, Wooseok and Han, Sung Won},
+  journal={arXiv preprint arXiv:2409.07770},
+  year={2024},
+}"""
 
 
 def model_card(info, run_hparams, folder):
@@ -19,7 +69,8 @@ def model_card(info, run_hparams, folder):
     run_hparams : dict
         The run's resolved hyperparameters.
     folder : str or os.PathLike
-        The final location of the pretrained folder (used in the snippet).
+        The pretrained folder: only its name is written (the snippets'
+        ``source``, run from the folder above it).
 
     Returns
     -------
@@ -29,109 +80,248 @@ def model_card(info, run_hparams, folder):
     Example
     -------
     >>> info = {
-    ...     "run_folder": "/r",
+    ...     "run_folder": "1234",
     ...     "checkpoint": "CKPT+x",
     ...     "step": 10,
     ...     "valid_EER_percent": 5.0,
     ...     "threshold": 0.4,
-    ...     "front_end_embedded": False,
+    ...     "front_end_embedded": True,
+    ...     "ssl_source": "facebook/wav2vec2-base",
     ...     "classifier": False,
     ...     "test_results": None,
     ... }
     >>> card = model_card(info, {"corpus_name": "VCTK"}, "/models/m")
-    >>> "SpeakerVerifier.from_hparams" in card
+    >>> card.startswith("---\\nlanguage: en\\n")
+    True
+    >>> 'source="m"' in card and "/models" not in card
     True
     """
+    name = os.path.basename(os.path.normpath(os.fspath(folder)))
     get = run_hparams.get
-    front_end = _tag_of(get("front_end"))
+    corpus = get("corpus_name", "unknown corpus")
     backend = _tag_of(get("embedding_model"))
-    source = info.get("ssl_source")
-    ssl_mode = (
-        "fine-tuned (weights embedded in front_end.ckpt)"
-        if info["front_end_embedded"]
-        else "frozen (weights read from the source)"
-        if source
-        else "front-end built from the yaml"
+    title = (
+        f"Speaker verification with {backend.rsplit('.', 1)[-1]} "
+        f"embeddings on {corpus}"
     )
-    results = info.get("test_results") or {}
-    trials = results.get("trials", get("test_trials", "?"))
     lines = [
-        f"# {get('model_name', 'speaker')} speaker-verification model "
-        f"({get('corpus_name', 'unknown corpus')})",
+        *_front_matter(info, run_hparams, backend),
         "",
-        "Exported by unipool-sv from a SpeechBrain training run. Embeddings",
-        "are compared by cosine similarity; the decision threshold is the",
-        "EER threshold on the validation trials.",
+        f"# {title}",
+        "",
+        *_description(info, run_hparams, backend),
+        "",
+        *_results(info, run_hparams),
+        *_backend_section(info),
+        "",
+        "## Install SpeechBrain",
+        "",
+        "The folder loads with SpeechBrain alone (its interface is the",
+        f"one-file `{BUNDLE_FILE}`, generated by the export from the",
+        "unipool-sv sources); the SSL front-end needs transformers:",
+        "",
+        "```bash",
+        "pip install speechbrain transformers",
+        "```",
+        "",
+        "## Compute your speaker embeddings",
+        "",
+        "Run from the folder that holds the model folder (once uploaded to",
+        "the hub, `source` is its hub id instead). Any sample rate and",
+        "number of channels is read: the audio is resampled and mixed down.",
+        "",
+        "```python",
+        *_load_lines(name),
+        f'signal = verification.load_audio("{EXAMPLE_FILES[0]}")',
+        "embeddings = verification.encode_batch(signal.unsqueeze(0))",
+        "print(tuple(embeddings.shape))  # (1, 1, embedding size)",
+        "```",
+        "",
+        "## Perform Speaker Verification",
+        "",
+        "The score is the cosine similarity of the two embeddings; the",
+        "prediction compares it with the folder's threshold.",
+        "",
+        "```python",
+        *_load_lines(name),
+        f'for other in ("{EXAMPLE_FILES[1]}", "{EXAMPLE_FILES[2]}"):',
+        "    score, prediction = verification.verify_files(",
+        f'        "{EXAMPLE_FILES[0]}", other',
+        "    )",
+        '    print(f"{other} score: {float(score):.6f} "',
+        '          f"same speaker: {bool(prediction)}")',
+        "```",
+        "",
+        "## Inference on GPU",
+        "",
+        'Pass `run_opts={"device": "cuda"}` to `foreign_class` (or to',
+        "`SpeakerVerifier.from_hparams`).",
+        "",
+        "## With unipool-sv",
+        "",
+        "With unipool-sv installed, the same folder loads with",
+        "`unipool_lobes.inference.speaker.SpeakerVerifier.from_hparams(",
+        f'source="{name}")`, which also checks every file against the',
+        "SHA-256 of `export.json`, loads the score back-end when there is",
+        "one, and drives the command line:",
+        "",
+        "```bash",
+        f"unipool-sv verify {EXAMPLE_FILES[0]} {EXAMPLE_FILES[2]} "
+        f"--model {name}",
+        f"unipool-sv score --model {name} --trials test_trials.csv "
+        "--manifest test.csv",
+        "```",
+        "",
+        *_limitations(info, corpus),
+        "",
+        "## Citing",
+        "",
+        "UniPool:",
+        "",
+        "```bibtex",
+        _UNIPOOL_CITATION,
+        "```",
+        "",
+        "SpeechBrain:",
+        "",
+        "```bibtex",
+        _SPEECHBRAIN_CITATION,
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _front_matter(info, run_hparams, backend):
+    """The hub's YAML front matter lines."""
+    corpus = run_hparams.get("corpus_name")
+    language, dataset = _CORPORA.get(corpus, (None, None))
+    tags = [
+        "speechbrain",
+        "embeddings",
+        "Speaker",
+        "Verification",
+        "Identification",
+        "pytorch",
+        "UniPool",
+    ]
+    model_type = info.get("ssl_model_type")
+    for tag in (backend.rsplit(".", 1)[-1], model_type):
+        if tag and tag != "?" and tag not in tags:
+            tags.append(tag)
+    lines = ["---"]
+    if language:
+        lines.append(f"language: {language}")
+    lines += ["thumbnail: null", "tags:", *(f"- {tag}" for tag in tags)]
+    lines.append("license: apache-2.0")
+    if dataset:
+        lines += ["datasets:", f"- {dataset}"]
+    lines += ["metrics:", "- EER", "---"]
+    return lines
+
+
+def _description(info, run_hparams, backend):
+    """What the model is: the pipeline and where it came from."""
+    get = run_hparams.get
+    source = info.get("ssl_source")
+    if source is None:
+        ssl = "none (the front-end is built from the yaml)"
+    elif info.get("ssl_weights") == "hub":
+        ssl = f"`{source}` (frozen; downloaded from the hub at load time)"
+    else:
+        how = "fine-tuned" if info.get("front_end_fine_tuned") else "frozen"
+        ssl = f"`{source}` ({how}; config and weights in the folder)"
+    return [
+        "This folder holds a speaker-verification model trained with",
+        "unipool-sv (SpeechBrain recipes). A self-supervised speech model",
+        "gives the hidden states of all its layers; the backend pools them",
+        "into one speaker embedding; two utterances are compared by the",
+        "cosine similarity of their embeddings, and the decision threshold",
+        "is the equal-error-rate threshold on the validation trials.",
         "",
         "| | |",
         "|---|---|",
         f"| backend | `{backend}` |",
-        f"| front-end | `{front_end}` |",
-        f"| pretrained model | `{source}`, {ssl_mode} |"
-        if source
-        else f"| pretrained model | none ({ssl_mode}) |",
-        f"| training data | {get('corpus_name', '?')}: "
-        f"`{get('train_annotation', '?')}`, "
+        f"| front-end | `{_tag_of(get('front_end'))}` |",
+        f"| pretrained SSL model | {ssl} |",
+        f"| training data | {get('corpus_name', '?')}, "
         f"{get('out_n_neurons', '?')} speakers |",
         f"| training steps | {info.get('step')} (seed {get('seed', '?')}) |",
         f"| run | `{info['run_folder']}` ({info['checkpoint']}) |",
         f"| validation EER | {info['valid_EER_percent']:.2f} % |",
         f"| threshold | {_format_optional(info['threshold'])} |",
-        "",
-        "## Test results",
-        "",
     ]
-    if results:
-        lines += [
-            f"Measured on `{trials}` ({results.get('n_trials')} trials) by",
-            "the training run (`results.json`):",
-            "",
-            "| EER (%) | normalised minDCF (p_target 0.01) | unnormalised "
-            "min C_det (p_target 0.01; SpeechBrain's `minDCF`) |",
-            "|---|---|---|",
-            f"| {results['EER_percent']:.2f} | "
-            f"{results['norm_minDCF_p0.01']:.4f} | "
-            f"{results['min_Cdet_p0.01']:.6f} |",
-        ]
-    else:
-        lines.append("Not measured (the run has no results.json).")
-    if set(BACKEND_FILES) <= set(info.get("files") or {}):
-        lines += [
-            "",
-            "## Score back-end",
-            "",
-            "`score_backend.pt` (the training cohort's mean and speaker-mean",
-            "cohort) and `calibration.json` (QMF logistic regression) give",
-            "calibrated log-likelihood ratios: `unipool-sv score` writes",
-            "`calibrated_scores.txt`, and `verifier.calibrated_files(a, b)`",
-            "returns the LLR and the target probability of a pair.",
-        ]
-    lines += [
+
+
+def _results(info, run_hparams):
+    """The test results section."""
+    results = info.get("test_results") or {}
+    lines = ["## Results", ""]
+    if not results:
+        return [*lines, "Not measured (the run has no results.json)."]
+    trials = os.path.basename(
+        str(results.get("trials", run_hparams.get("test_trials", "?")))
+    )
+    return [
+        *lines,
+        f"Measured by the training run on `{trials}` "
+        f"({results.get('n_trials')} trials):",
         "",
-        "## Use",
-        "",
-        "```python",
-        "import torch",
-        "from unipool_lobes.inference.speaker import SpeakerVerifier",
-        "",
-        f"verifier = SpeakerVerifier.from_hparams(source={str(folder)!r})",
-        "waveforms = torch.randn(2, 16000)  # two 1 s signals at 16 kHz",
-        "score, same = verifier.verify_batch(waveforms[:1], waveforms[1:])",
-        "print(f'score {float(score):.4f} same speaker: {bool(same)}')",
-        "embeddings = verifier.encode_batch(waveforms)  # [2, 1, E]",
-        "print(tuple(embeddings.shape))",
-        "```",
-        "",
-        "Audio files (any sample rate, any number of channels):",
-        "",
-        "```",
-        f"unipool-sv verify a.wav b.wav --model {folder}",
-        f"unipool-sv score --model {folder} --trials test_trials.csv "
-        "--manifest test.csv",
-        "```",
-        "",
+        "| EER (%) | normalised minDCF (p_target 0.01) | unnormalised "
+        "min C_det (p_target 0.01; SpeechBrain's `minDCF`) |",
+        "|---|---|---|",
+        f"| {results['EER_percent']:.2f} | "
+        f"{results['norm_minDCF_p0.01']:.4f} | "
+        f"{results['min_Cdet_p0.01']:.6f} |",
     ]
-    return "\n".join(lines)
+
+
+def _backend_section(info):
+    """The score back-end section, when the folder has one."""
+    if not set(BACKEND_FILES) <= set(info.get("files") or {}):
+        return []
+    return [
+        "",
+        "## Score back-end",
+        "",
+        "`score_backend.pt` (the training cohort's mean and speaker-mean",
+        "cohort) and `calibration.json` (QMF logistic regression) give",
+        "calibrated log-likelihood ratios through unipool-sv:",
+        "`unipool-sv score` writes `calibrated_scores.txt`, and",
+        "`verifier.calibrated_files(a, b)` returns the LLR and the target",
+        "probability of a pair.",
+    ]
+
+
+def _limitations(info, corpus):
+    """The limitations section."""
+    return [
+        "## Limitations",
+        "",
+        f"The model was trained and evaluated on {corpus} only: its",
+        "accuracy and its threshold may not carry over to other languages,",
+        "channels, recording conditions or speakers. The threshold is the",
+        "EER point of the validation trials, not a calibrated decision for",
+        "any particular cost. Loaded through `foreign_class`, the folder's",
+        "files are not checked against the SHA-256 of `export.json` and the",
+        "score back-end is not loaded (both need unipool-sv's",
+        "`from_hparams`). Utterances shorter than the SSL model's receptive",
+        "field (25 ms at 16 kHz) are refused. The unipool-sv developers",
+        "give no warranty on the model's performance in any application.",
+    ]
+
+
+def _load_lines(name):
+    """The snippet lines that load the folder with stock SpeechBrain."""
+    return [
+        "from speechbrain.inference.interfaces import foreign_class",
+        "",
+        "verification = foreign_class(",
+        f'    source="{name}",',
+        f'    pymodule_file="{BUNDLE_FILE}",',
+        '    classname="SpeakerVerifier",',
+        ")",
+    ]
 
 
 def _tag_of(node):

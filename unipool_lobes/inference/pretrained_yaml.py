@@ -45,6 +45,7 @@ def pretrained_hparams_yaml(
     embedded_front_end=False,
     include_classifier=True,
     header="",
+    front_end=None,
 ):
     """Builds the inference ``hyperparams.yaml`` from a run's yaml text.
 
@@ -69,6 +70,9 @@ def pretrained_hparams_yaml(
         Keep the classifier (with its ``classifier.ckpt``).
     header : str
         Comment lines put at the top.
+    front_end : ruamel.yaml.comments.CommentedMap, optional
+        A definition replacing the run's front-end (the export's portable
+        one: :mod:`unipool_lobes.inference.portable`), written as given.
 
     Returns
     -------
@@ -105,6 +109,8 @@ def pretrained_hparams_yaml(
         keys.remove("classifier")
     definitions = {key: _plain_copy(run[key]) for key in keys}
     _absolute_front_end_paths(definitions["front_end"], training_cwd)
+    if front_end is not None:
+        definitions["front_end"] = front_end
     if isinstance(definitions["front_end"], CommentedMap) and (
         "freeze" in definitions["front_end"]
     ):

@@ -44,12 +44,15 @@ from unipool_lobes.inference.audio import (
     read_audio as read_checked_audio,
     sample_counts,
 )
+from unipool_lobes.inference.gallery_verifier import GalleryMixin
 from unipool_lobes.inference.loading import (
     EXPORT_INFO,
     CheckpointMismatchError,
     load_pretrained_hparams,
     load_state_dict_strict,
 )
+from unipool_lobes.inference.long_audio import LongAudioMixin, long_audio_aware
+from unipool_lobes.inference.onnx_runtime import OnnxRuntimeMixin
 from unipool_lobes.scoring.score_backend import (
     BACKEND_FILES,
     load_score_backend,
@@ -69,7 +72,9 @@ __all__ = [
 ]
 
 
-class SpeakerVerifier(SpeakerRecognition):
+class SpeakerVerifier(
+    GalleryMixin, LongAudioMixin, OnnxRuntimeMixin, SpeakerRecognition
+):
     """Speaker verification with a multi-layer SSL model and a backend.
 
     Modules (``modules`` of the yaml): ``front_end`` (waveforms and relative
@@ -79,7 +84,10 @@ class SpeakerVerifier(SpeakerRecognition):
     threshold), ``sample_rate``, ``audio_normalizer``, ``label_encoder``.
 
     Load an exported folder with ``SpeakerVerifier.from_hparams(source=
-    folder)``; or build one from modules, as below.
+    folder)``; or build one from modules, as below. A file longer than
+    ``chunk_seconds`` (10 s) is embedded by overlapping windows (the mean of
+    their unit embeddings), silence removed first if asked:
+    ``configure_long_audio`` (``unipool_lobes.inference.long_audio``).
 
     Arguments
     ---------
@@ -319,12 +327,9 @@ class SpeakerVerifier(SpeakerRecognition):
         AudioInputError
             If a file is unreadable, empty or too short.
         """
-        signal_x = self.load_audio(path_x)
-        signal_y = self.load_audio(path_y)
-        score, decision = self.verify_batch(
-            signal_x.unsqueeze(0), signal_y.unsqueeze(0), threshold=threshold
-        )
-        return score[0], decision[0]
+        # each alone through encode_files: long files by windows, the VAD
+        embeddings = self.encode_files([path_x, path_y], 1, progress=False)
+        return self.verify_embeddings(embeddings[:1], embeddings[1:], threshold)
 
     def calibrated_embeddings(
         self, embeddings1, embeddings2, durations1, durations2
@@ -372,8 +377,8 @@ class SpeakerVerifier(SpeakerRecognition):
     def calibrated_files(self, path_x, path_y):
         """The calibrated LLR and probability of two audio files.
 
-        The durations (a QMF feature) are the lengths of the audio as
-        read, in seconds.
+        The durations (a QMF feature) are the files' lengths in seconds;
+        the embeddings are ``encode_files``'s (windows, VAD).
 
         Arguments
         ---------
@@ -399,14 +404,10 @@ class SpeakerVerifier(SpeakerRecognition):
             If a file is unreadable, empty or too short.
         """
         self._require_score_backend()
-        signals = [self.read_audio(path) for path in (path_x, path_y)]
-        embeddings = [
-            self.encode_batch(signal.unsqueeze(0)).reshape(1, -1)
-            for signal in signals
-        ]
-        durations = [[len(signal) / self.sample_rate] for signal in signals]
+        embeddings = self.encode_files([path_x, path_y], 1, progress=False)
+        durations = self.file_durations([path_x, path_y])
         llr, probability = self.calibrated_embeddings(
-            embeddings[0], embeddings[1], durations[0], durations[1]
+            embeddings[:1], embeddings[1:], durations[:1], durations[1:]
         )
         return float(llr[0]), float(probability[0])
 
@@ -497,6 +498,7 @@ class SpeakerVerifier(SpeakerRecognition):
             path, self.audio_normalizer, self.min_samples, segment
         )
 
+    @long_audio_aware
     def encode_files(
         self,
         paths,
@@ -629,6 +631,8 @@ class SpeakerVerifier(SpeakerRecognition):
                     f"utterance {row} of the batch holds NaN or infinite "
                     "samples"
                 )
+        if self.onnx_embedder is not None:
+            return self._embed_onnx(wavs, wav_lens, keep_layer_weights), None
         wavs = wavs.to(self.device).float()
         wav_lens = wav_lens.to(self.device)
         backend = self.mods.embedding_model
