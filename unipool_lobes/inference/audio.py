@@ -21,6 +21,7 @@ from unipool_lobes.dataio.audio_reading import read_segment
 __all__ = [
     "AudioInputError",
     "audio_duration",
+    "audio_info",
     "check_length",
     "minimum_input_samples",
     "model_audio",
@@ -250,6 +251,41 @@ def model_audio(signal, rate, audio_normalizer, path):
     return signal
 
 
+def audio_info(path):
+    """The header of an audio file (frames, sample rate, channels).
+
+    Arguments
+    ---------
+    path : str
+        A local audio file.
+
+    Returns
+    -------
+    object
+        SpeechBrain's ``audio_io.info`` record (``frames``,
+        ``sample_rate``, ``channels``).
+
+    Raises
+    ------
+    AudioInputError
+        If the header cannot be read.
+
+    Example
+    -------
+    >>> path = str(getfixture("tmp_path") / "h.wav")
+    >>> audio_io.save(path, torch.zeros(1, 800), 8000)
+    >>> info = audio_info(path)
+    >>> info.frames, info.sample_rate
+    (800, 8000)
+    """
+    try:
+        return audio_io.info(path)
+    except Exception as error:
+        raise AudioInputError(
+            f"cannot read audio file {path}: {error}"
+        ) from error
+
+
 def audio_duration(path, segment=None):
     """Duration in seconds of a file or segment (header only).
 
@@ -281,12 +317,7 @@ def audio_duration(path, segment=None):
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"audio file not found: {path}")
-    try:
-        info = audio_io.info(path)
-    except Exception as error:
-        raise AudioInputError(
-            f"cannot read audio file {path}: {error}"
-        ) from error
+    info = audio_info(path)
     frames = info.frames
     if segment is not None:
         frames = int(segment[1]) - int(segment[0])

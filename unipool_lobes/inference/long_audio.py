@@ -66,12 +66,12 @@ import os
 
 import torch
 import torch.nn.functional as F
-from speechbrain.dataio import audio_io
 from tqdm import tqdm
 
 from unipool_lobes.dataio.batching import duration_batches, is_out_of_memory
 from unipool_lobes.inference.audio import (
     AudioInputError,
+    audio_info,
     check_length,
     model_audio,
     pad_waveforms,
@@ -211,6 +211,7 @@ def read_spans(path, spans, audio_normalizer):
     -------
     >>> from speechbrain.dataio.preprocess import AudioNormalizer
     >>> path = str(getfixture("tmp_path") / "a.wav")
+    >>> from speechbrain.dataio import audio_io
     >>> audio_io.save(path, torch.arange(10.0).unsqueeze(0) / 16, 16000)
     >>> (
     ...     read_spans(path, [(1, 3), (6, 8)], AudioNormalizer(16000)) * 16
@@ -310,6 +311,7 @@ class LongAudioMixin:
     ...     run_opts={"device": "cpu"},
     ... )
     >>> path = str(tmp / "long.wav")
+    >>> from speechbrain.dataio import audio_io
     >>> audio_io.save(path, torch.randn(1, 40000) * 0.1, 16000)
     >>> verifier = verifier.configure_long_audio(chunk_seconds=1.0)
     >>> verifier.encode_files([path], progress=False).shape
@@ -434,7 +436,7 @@ class LongAudioMixin:
         seconds = self._duration(path, segment)  # missing, unreadable: errors
         if self.vad is None and seconds <= self.chunk_seconds:
             return "whole", None, None  # no second header read
-        info = audio_io.info(path)
+        info = audio_info(path)
         rate = int(info.sample_rate)
         span = (0, info.frames) if segment is None else segment
         spans = [(int(span[0]), int(span[1]))]
@@ -547,17 +549,27 @@ class LongAudioMixin:
             return embedding.float(), None
         return embedding.float(), layer_weights.float()
 
-    def _embed_checked(self, wavs, wav_lens, with_weights, names):
-        """``_embed`` with the out-of-memory and non-finite checks."""
+    def _embed_checked(
+        self,
+        wavs,
+        wav_lens,
+        with_weights,
+        names,
+        unit="window(s)",
+        remedy="; use a smaller chunk_seconds",
+    ):
+        """``_embed`` with the out-of-memory and non-finite checks, for
+        windows and (``encode_files``) whole files; ``names`` names each
+        row."""
         try:
             embeddings, weights = self._embed(wavs, wav_lens, with_weights)
         except Exception as error:
             if not is_out_of_memory(error):
                 raise
             raise MemoryError(
-                f"out of memory embedding {len(names)} window(s) of "
+                f"out of memory embedding {len(names)} {unit} of up to "
                 f"{wavs.shape[1] / self.sample_rate:.1f} s (first "
-                f"{names[0]}); use a smaller chunk_seconds"
+                f"{names[0]}){remedy}"
             ) from error
         embeddings = embeddings.squeeze(1).cpu()
         finite = torch.isfinite(embeddings).all(dim=1)

@@ -34,7 +34,7 @@ from speechbrain.dataio.preprocess import AudioNormalizer
 from speechbrain.inference.speaker import SpeakerRecognition
 from tqdm import tqdm
 
-from unipool_lobes.dataio.batching import duration_batches, is_out_of_memory
+from unipool_lobes.dataio.batching import duration_batches
 from unipool_lobes.inference.audio import (
     AudioInputError,
     audio_duration,
@@ -585,26 +585,14 @@ class SpeakerVerifier(
             for rows in batches:
                 signals = [self.read_audio(paths[i], segments[i]) for i in rows]
                 wavs, wav_lens = pad_waveforms(signals)
-                try:
-                    batch_embeddings, batch_weights = self._embed(
-                        wavs, wav_lens, return_layer_weights
-                    )
-                except Exception as error:
-                    if not is_out_of_memory(error):
-                        raise
-                    raise MemoryError(
-                        f"out of memory embedding {len(rows)} file(s) of up "
-                        f"to {max(durations[i] for i in rows):.1f} s (first "
-                        f"{paths[rows[0]]})"
-                    ) from error
-                batch_embeddings = batch_embeddings.squeeze(1).cpu()
-                finite = torch.isfinite(batch_embeddings).all(dim=1)
-                if not bool(finite.all()):
-                    bad = paths[rows[int((~finite).nonzero()[0])]]
-                    raise AudioInputError(
-                        f"{bad}: its embedding is not finite (NaN or inf); "
-                        "the model or its checkpoint is broken"
-                    )
+                batch_embeddings, batch_weights = self._embed_checked(
+                    wavs,
+                    wav_lens,
+                    return_layer_weights,
+                    [paths[i] for i in rows],
+                    unit="file(s)",
+                    remedy="",
+                )
                 if embeddings is None:
                     embeddings = batch_embeddings.new_empty(
                         len(paths), batch_embeddings.shape[-1]

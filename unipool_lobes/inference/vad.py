@@ -46,10 +46,10 @@ import math
 
 import numpy as np
 import torch
-from speechbrain.dataio import audio_io
 
 from unipool_lobes.inference.audio import (
     AudioInputError,
+    audio_info,
     model_audio,
     read_file_samples,
 )
@@ -147,6 +147,7 @@ def speech_spans(
     >>> path = str(getfixture("tmp_path") / "a.wav")
     >>> tone = 0.1 * torch.sin(torch.arange(16000) * 0.2)
     >>> wave = torch.cat([torch.zeros(16000), tone, torch.zeros(16000)])
+    >>> from speechbrain.dataio import audio_io
     >>> audio_io.save(path, wave.unsqueeze(0), 16000)
     >>> speech_spans(path, "energy", AudioNormalizer(16000))
     [(14880, 35440)]
@@ -157,12 +158,7 @@ def speech_spans(
         raise ValueError(
             f"the silero VAD needs a 16000 Hz model, not {rate} Hz"
         )
-    try:
-        info = audio_io.info(path)
-    except Exception as error:
-        raise AudioInputError(
-            f"cannot read audio file {path}: {error}"
-        ) from error
+    info = audio_info(path)
     start, stop = (0, info.frames) if segment is None else segment
     start, stop, file_rate = int(start), int(stop), int(info.sample_rate)
     blocks = _blocks(
