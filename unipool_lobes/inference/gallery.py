@@ -35,7 +35,7 @@ from safetensors.torch import (
     save as save_safetensors,
 )
 
-from unipool_lobes.inference.loading import EXPORT_INFO
+from unipool_lobes.inference.loading import EXPORT_INFO, weights_digest
 from unipool_lobes.utils.safe_io import atomic_open
 
 __all__ = [
@@ -112,13 +112,7 @@ def model_id(verifier):
             if name in records:
                 digest.update(f"{name}:{records[name]}\n".encode())
         return digest.hexdigest()
-    for module_name in ("front_end", "embedding_model"):
-        state = verifier.mods[module_name].state_dict()
-        for key in sorted(state):
-            tensor = state[key].detach().cpu().contiguous()
-            digest.update(f"{module_name}.{key}:{tensor.dtype}:".encode())
-            digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    return weights_digest(verifier)
 
 
 def _export_records(folder):

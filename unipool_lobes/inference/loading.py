@@ -10,6 +10,7 @@ Authors
  * unipool-sv developers 2026
 """
 
+import hashlib
 import json
 import os
 import pathlib
@@ -28,6 +29,7 @@ __all__ = [
     "CheckpointMismatchError",
     "load_pretrained_hparams",
     "load_state_dict_strict",
+    "weights_digest",
 ]
 
 # The export record of a pretrained folder (``unipool_lobes.inference.export``).
@@ -190,3 +192,48 @@ def _check_label_count(label_encoder, modules, label_file):
             f"has {weight.shape[0]} outputs"
         )
     label_encoder.expect_len(weight.shape[0])
+
+
+def weights_digest(verifier):
+    """The SHA-256 of the front-end's and backend's weights (state dicts).
+
+    Covers the SSL model wherever its weights come from (the folder's
+    ``front_end.ckpt``, a local model folder or the hub cache).
+
+    Arguments
+    ---------
+    verifier : SpeakerVerifier
+        The loaded model.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+
+    Example
+    -------
+    >>> from unipool_lobes.frontends.local_models import write_local_model
+    >>> from unipool_lobes.frontends.ssl import MultiLayerSSL
+    >>> from unipool_lobes.inference.speaker import SpeakerVerifier
+    >>> from unipool_lobes.models.unipool.model import UniPool
+    >>> folder = write_local_model(str(getfixture("tmp_path")))
+    >>> modules = {
+    ...     "front_end": MultiLayerSSL(folder),
+    ...     "embedding_model": UniPool(32, 2, conv_channels=8),
+    ... }
+    >>> verifier = SpeakerVerifier(modules=modules, hparams={})
+    >>> digest = weights_digest(verifier)
+    >>> with torch.no_grad():
+    ...     _ = modules["embedding_model"].embedding.bias.add_(1.0)
+    >>> len(digest), weights_digest(verifier) == digest
+    (64, False)
+    """
+    digest = hashlib.sha256()
+    for name in ("front_end", "embedding_model"):
+        state = verifier.mods[name].state_dict()
+        for key in sorted(state):
+            tensor = state[key].detach().cpu().contiguous()
+            digest.update(f"{name}.{key}:{tensor.dtype}:".encode())
+            digest.update(f"{list(tensor.shape)}:".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()

@@ -28,7 +28,6 @@ Authors
  * unipool-sv developers 2026
 """
 
-import hashlib
 import os
 import pathlib
 import shutil
@@ -37,6 +36,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from unipool_lobes.inference.loading import weights_digest
 from unipool_lobes.inference.onnx_graph import EmbeddingGraph, OnnxExportError
 from unipool_lobes.training.checkpoint_files import file_checksum
 from unipool_lobes.utils.safe_io import (
@@ -175,51 +175,6 @@ def export_onnx(
     write_json_atomic(folder / ONNX_INFO, record)
     sync_folder(folder)
     return record
-
-
-def weights_digest(verifier):
-    """The SHA-256 of the front-end's and backend's weights (state dicts).
-
-    Covers the SSL model wherever its weights come from (the folder's
-    ``front_end.ckpt``, a local model folder or the hub cache).
-
-    Arguments
-    ---------
-    verifier : SpeakerVerifier
-        The loaded model.
-
-    Returns
-    -------
-    str
-        64 hex digits.
-
-    Example
-    -------
-    >>> from unipool_lobes.frontends.local_models import write_local_model
-    >>> from unipool_lobes.frontends.ssl import MultiLayerSSL
-    >>> from unipool_lobes.inference.speaker import SpeakerVerifier
-    >>> from unipool_lobes.models.unipool.model import UniPool
-    >>> folder = write_local_model(str(getfixture("tmp_path")))
-    >>> modules = {
-    ...     "front_end": MultiLayerSSL(folder),
-    ...     "embedding_model": UniPool(32, 2, conv_channels=8),
-    ... }
-    >>> verifier = SpeakerVerifier(modules=modules, hparams={})
-    >>> digest = weights_digest(verifier)
-    >>> with torch.no_grad():
-    ...     _ = modules["embedding_model"].embedding.bias.add_(1.0)
-    >>> len(digest), weights_digest(verifier) == digest
-    (64, False)
-    """
-    digest = hashlib.sha256()
-    for name in ("front_end", "embedding_model"):
-        state = verifier.mods[name].state_dict()
-        for key in sorted(state):
-            tensor = state[key].detach().cpu().contiguous()
-            digest.update(f"{name}.{key}:{tensor.dtype}:".encode())
-            digest.update(f"{list(tensor.shape)}:".encode())
-            digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
 
 
 def check_onnx_embeddings(verifier, onnx_path, tolerance=1e-4):
